@@ -1,0 +1,266 @@
+"""Pure parsers for discovery: feeds, sitemaps, robots.txt and listing pages.
+
+No network here: each function takes bytes and returns candidates, so it can be tested
+and fuzzed on its own. The spider does the fetching.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import logging
+import re
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from io import BytesIO
+from urllib.parse import urljoin, urlsplit
+
+import courlan
+import feedparser
+import lxml.etree
+from scrapy.utils.gz import gunzip
+
+from crawler.urls import same_site
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "Candidate",
+    "SitemapDoc",
+    "parse_feed",
+    "parse_sitemap",
+    "sitemaps_from_robots",
+    "looks_like_article_url",
+    "parse_date",
+]
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A URL that may be an article, with what its source said about it."""
+
+    url: str
+    title: str | None = None
+    published: datetime | None = None  # timezone-aware (UTC) when known
+
+
+@dataclass(frozen=True)
+class SitemapDoc:
+    kind: str  # "urlset" | "sitemapindex" | "unknown"
+    entries: tuple[Candidate, ...]  # for an index: the child sitemaps
+    truncated: bool = False
+
+
+def parse_date(value: object) -> datetime | None:
+    """A timezone-aware datetime from ISO 8601 / RFC 3339 text, a struct_time, or None."""
+    if value is None:
+        return None
+    if hasattr(value, "tm_year"):
+        try:
+            return datetime(*value[:6], tzinfo=timezone.utc)
+        except (TypeError, ValueError):
+            return None
+    if not isinstance(value, str) or not value.strip():
+        return None
+    text = value.strip()
+    try:
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        try:  # RFC 822, as in RSS and HTTP headers
+            parsed = email.utils.parsedate_to_datetime(text)
+        except (TypeError, ValueError, IndexError):
+            return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=timezone.utc)
+    return parsed.astimezone(timezone.utc)
+
+
+# --- feeds --------------------------------------------------------------------------
+
+
+def parse_feed(body: bytes, url: str) -> list[Candidate]:
+    """Entries of an RSS 0.9x/1.0/2.0, Atom or JSON Feed document, in document order.
+
+    Duplicate links (the same URL twice in one feed) are returned once.
+    """
+    stripped = body.lstrip()
+    if stripped[:1] in (b"{", b"["):
+        candidates = _parse_json_feed(stripped, url)
+    else:
+        candidates = _parse_xml_feed(body, url)
+    seen: set[str] = set()
+    unique = []
+    for c in candidates:
+        if c.url not in seen:
+            seen.add(c.url)
+            unique.append(c)
+    return unique
+
+
+def _parse_xml_feed(body: bytes, url: str) -> list[Candidate]:
+    parsed = feedparser.parse(BytesIO(body), response_headers={"content-location": url}, sanitize_html=False)
+    out = []
+    for entry in parsed.entries:
+        link = entry.get("link") or _first_alternate(entry)
+        if not link:
+            continue
+        link = urljoin(url, link.strip())
+        if urlsplit(link).scheme not in ("http", "https"):
+            continue
+        published = parse_date(entry.get("published_parsed") or entry.get("updated_parsed"))
+        out.append(Candidate(link, (entry.get("title") or "").strip() or None, published))
+    return out
+
+
+def _first_alternate(entry) -> str | None:
+    for link in entry.get("links", []):
+        if link.get("rel", "alternate") == "alternate" and link.get("href"):
+            return link["href"]
+    return None
+
+
+def _parse_json_feed(body: bytes, url: str) -> list[Candidate]:
+    try:
+        doc = json.loads(body)
+    except (ValueError, RecursionError):
+        return []
+    if not isinstance(doc, dict) or not isinstance(doc.get("items"), list):
+        return []
+    out = []
+    for item in doc["items"]:
+        if not isinstance(item, dict):
+            continue
+        link = item.get("url") or item.get("external_url")
+        if not link and isinstance(item.get("id"), str) and item["id"].startswith(("http://", "https://")):
+            link = item["id"]
+        if not isinstance(link, str):
+            continue
+        link = urljoin(url, link.strip())
+        if urlsplit(link).scheme not in ("http", "https"):
+            continue
+        title = item.get("title") if isinstance(item.get("title"), str) else None
+        published = parse_date(item.get("date_published") or item.get("date_modified"))
+        out.append(Candidate(link, (title or "").strip() or None, published))
+    return out
+
+
+# --- sitemaps -----------------------------------------------------------------------
+
+
+def parse_sitemap(body: bytes, url: str, max_urls: int = 50_000, max_size: int = 50 * 1024 * 1024) -> SitemapDoc:
+    """Parse a sitemap, a sitemap index or a Google News sitemap (gzipped or not).
+
+    Entities are never resolved and nothing is fetched (no XXE, no entity expansion).
+    At most ``max_urls`` entries are returned; ``truncated`` says when more were there.
+    """
+    if body[:2] == b"\x1f\x8b":
+        try:
+            body = gunzip(body, max_size=max_size)
+        except Exception:  # corrupt or oversized archive
+            return SitemapDoc("unknown", ())
+    parser_events = lxml.etree.iterparse(
+        BytesIO(body),
+        events=("start", "end"),
+        recover=True,
+        resolve_entities=False,
+        no_network=True,
+        huge_tree=False,
+        remove_comments=True,
+        remove_pis=True,
+    )
+    kind = "unknown"
+    entries: list[Candidate] = []
+    truncated = False
+    try:
+        for event, elem in parser_events:
+            name = _local(elem.tag)
+            if event == "start":
+                if kind == "unknown" and name in ("urlset", "sitemapindex"):
+                    kind = name
+                continue
+            if name not in ("url", "sitemap"):
+                continue
+            candidate = _sitemap_entry(elem, url)
+            elem.clear()
+            if candidate is None:
+                continue
+            if len(entries) >= max_urls:
+                truncated = True
+                break
+            entries.append(candidate)
+    except lxml.etree.XMLSyntaxError:
+        pass  # truncated or broken document: keep what was read
+    return SitemapDoc(kind, tuple(entries), truncated)
+
+
+def _local(tag: object) -> str:
+    if not isinstance(tag, str):
+        return ""
+    return tag.rsplit("}", 1)[-1]
+
+
+def _sitemap_entry(elem, base: str) -> Candidate | None:
+    loc = lastmod = news_date = news_title = None
+    for child in elem.iter():
+        name = _local(child.tag)
+        text = (child.text or "").strip()
+        if name == "loc" and loc is None:
+            loc = text
+        elif name == "lastmod":
+            lastmod = text
+        elif name == "publication_date":
+            news_date = text
+        elif name == "title" and child is not elem:
+            news_title = text
+    if not loc:
+        return None
+    loc = urljoin(base, loc)
+    if urlsplit(loc).scheme not in ("http", "https"):
+        return None
+    return Candidate(loc, news_title or None, parse_date(news_date) or parse_date(lastmod))
+
+
+def sitemaps_from_robots(body: bytes, base: str) -> list[str]:
+    """``Sitemap:`` lines of a robots.txt file, as absolute URLs."""
+    out = []
+    for line in body.decode("utf-8", "replace").splitlines():
+        key, _, value = line.partition(":")
+        if key.strip().lower() == "sitemap" and value.strip():
+            out.append(urljoin(base, value.strip()))
+    return list(dict.fromkeys(out))
+
+
+# --- listing pages ------------------------------------------------------------------
+
+_NOT_ARTICLE_SEGMENTS = re.compile(
+    r"^(tags?|topics?|category|categories|section|sections|author|authors|page|search|about|contact|"
+    r"login|signin|register|subscribe|newsletter|feed|rss|privacy|terms|cookies?|help|faq|shop|store|"
+    r"video|videos|podcasts?|gallery|events|jobs|careers|advertise|archive|archives)$",
+    re.IGNORECASE,
+)
+
+
+def looks_like_article_url(url: str, source: str) -> bool:
+    """Whether a link found on listing page ``source`` plausibly leads to an article.
+
+    Same site only; no navigation, tag, author, pagination or utility pages; the last
+    path segment must look like a slug or an id (a hyphenated title, digits or .html).
+    """
+    if not same_site(url, source):
+        return False
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https"):
+        return False
+    source_path = urlsplit(source).path.rstrip("/")
+    path = parts.path.rstrip("/")
+    if not path or path == source_path:
+        return False
+    if courlan.is_navigation_page(url) or courlan.is_not_crawlable(url):
+        return False
+    segments = [s for s in path.split("/") if s]
+    if any(_NOT_ARTICLE_SEGMENTS.match(s) for s in segments):
+        return False
+    if re.search(r"\.(jpe?g|png|gif|svg|webp|pdf|zip|mp[34]|css|js|xml|json)$", path, re.IGNORECASE):
+        return False
+    last = re.sub(r"\.(s?html?|php|aspx?)$", "", segments[-1], flags=re.IGNORECASE)
+    return last.count("-") >= 2 or bool(re.search(r"\d{4,}", last)) or segments[-1].lower().endswith((".html", ".htm"))

@@ -1,0 +1,35 @@
+"""Items passed from the spider through the pipelines."""
+
+from __future__ import annotations
+
+import scrapy
+
+
+class ArticleItem(scrapy.Item):
+    # set by the spider
+    url = scrapy.Field()  # canonical URL (primary key in the store)
+    fetched_url = scrapy.Field()  # the URL requested
+    topics = scrapy.Field()  # names of the topics whose sources listed this article
+    hints = scrapy.Field()  # {title, published, published_source} from the feed or sitemap
+    html = scrapy.Field(serializer=lambda _: None)  # response body (bytes); dropped after extraction
+    encoding = scrapy.Field()
+    status = scrapy.Field()
+    content_type = scrapy.Field()
+    fetched_at = scrapy.Field()
+    # set by ExtractPipeline
+    title = scrapy.Field()
+    text = scrapy.Field()
+    published = scrapy.Field()
+    published_source = scrapy.Field()
+    authors = scrapy.Field()
+    sitename = scrapy.Field()
+    hostname = scrapy.Field()
+    language = scrapy.Field()
+    description = scrapy.Field()
+    tags = scrapy.Field()
+    image = scrapy.Field()
+    word_count = scrapy.Field()
+    content_hash = scrapy.Field()
+    html_zlib = scrapy.Field(serializer=lambda _: None)
+    # set by RelevancePipeline: {topic: [matched terms]}
+    matches = scrapy.Field()

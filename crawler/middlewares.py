@@ -1,0 +1,191 @@
+"""Downloader middlewares: retry with back-off, skip stored articles, conditional GET."""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import logging
+from datetime import datetime, timezone
+
+from scrapy import signals
+from scrapy.downloadermiddlewares.retry import RetryMiddleware
+from scrapy.exceptions import IgnoreRequest, NotConfigured
+from scrapy.utils.response import response_status_message
+
+from crawler.spiders.news import ARTICLE, SOURCE, TOPICS
+from crawler.stats import count
+from crawler.urls import canonical_url, page_canonical
+from pipelines.db import open_db
+
+logger = logging.getLogger(__name__)
+
+
+def retry_after_seconds(value: bytes | str | None, now: datetime | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header (delta-seconds or HTTP-date), or None."""
+    if not value:
+        return None
+    text = value.decode("latin-1") if isinstance(value, bytes) else value
+    text = text.strip()
+    if text.isdigit():
+        return float(text)
+    try:
+        when = email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return max(0.0, (when - (now or datetime.now(timezone.utc))).total_seconds())
+
+
+class BackoffRetryMiddleware(RetryMiddleware):
+    """Scrapy's retry, plus exponential back-off between attempts and Retry-After honoured.
+
+    Settings: RETRY_TIMES, RETRY_HTTP_CODES (as usual), NEWS_RETRY_BACKOFF_BASE (seconds,
+    doubled per attempt) and NEWS_RETRY_AFTER_MAX (a longer Retry-After gives up instead).
+    Waiting happens off the download slot: other requests go on meanwhile.
+    """
+
+    @classmethod
+    def from_crawler(cls, crawler):
+        mw = super().from_crawler(crawler)
+        mw.backoff_base = crawler.settings.getfloat("NEWS_RETRY_BACKOFF_BASE", 1.0)
+        mw.retry_after_max = crawler.settings.getfloat("NEWS_RETRY_AFTER_MAX", 120.0)
+        return mw
+
+    async def process_response(self, request, response):
+        if request.meta.get("dont_retry", False) or response.status not in self.retry_http_codes:
+            return response
+        wait = retry_after_seconds(response.headers.get("Retry-After"))
+        if wait is not None and wait > self.retry_after_max:
+            logger.warning("Not retrying %s: Retry-After %.0fs is above NEWS_RETRY_AFTER_MAX", request.url, wait)
+            return response
+        retry = self._retry(request, response_status_message(response.status))
+        if retry is None:
+            return response
+        await self._wait(request, wait)
+        return retry
+
+    async def process_exception(self, request, exception):
+        if not isinstance(exception, self.exceptions_to_retry) or request.meta.get("dont_retry", False):
+            return None
+        retry = self._retry(request, exception)
+        if retry is None:
+            return None
+        await self._wait(request, None)
+        return retry
+
+    async def _wait(self, request, retry_after: float | None) -> None:
+        attempt = request.meta.get("retry_times", 0) + 1
+        delay = retry_after if retry_after is not None else self.backoff_base * 2 ** (attempt - 1)
+        if delay > 0:
+            logger.debug("Retry %d of %s in %.1fs", attempt, request.url, delay)
+            await asyncio.sleep(delay)
+
+
+class _StoreReader:
+    """Shared read access to the store for middlewares."""
+
+    def __init__(self, db_path: str):
+        self.db = open_db(db_path)
+
+    def has_article(self, url: str) -> bool:
+        return self.db.execute("SELECT 1 FROM articles WHERE url = ?", [url]).fetchone() is not None
+
+
+class SeenArticlesMiddleware:
+    """Skip articles whose canonical URL is already stored.
+
+    Checked twice: before the request (its canonical URL) and after the response (the
+    page's own rel=canonical / og:url, when it names another URL of the same site).
+    """
+
+    def __init__(self, reader: _StoreReader, stats):
+        self.reader = reader
+        self.stats = stats
+
+    @classmethod
+    def from_crawler(cls, crawler):
+        db_path = crawler.settings.get("NEWS_DB")
+        if not db_path:
+            raise NotConfigured("NEWS_DB is not set")
+        return cls(_StoreReader(db_path), crawler.stats)
+
+    def process_request(self, request):
+        if request.meta.get(ARTICLE) and self.reader.has_article(canonical_url(request.url)):
+            self._skip(request, "already stored")
+        return None
+
+    def process_response(self, request, response):
+        if not request.meta.get(ARTICLE) or response.status != 200:
+            return response
+        found = page_canonical(response.body, response.url)
+        if found and found != canonical_url(request.url):
+            if self.reader.has_article(found):
+                self._skip(request, f"already stored as {found}")
+            request.meta["news_canonical"] = found
+        return response
+
+    def _skip(self, request, why: str):
+        count(self.stats, "skipped_seen", request.meta.get(TOPICS, ()))
+        logger.debug("Skipping %s: %s", request.url, why)
+        raise IgnoreRequest(why)
+
+
+class ConditionalGetMiddleware:
+    """Conditional GET for feeds and sitemaps across runs (ETag / Last-Modified).
+
+    Validators seen in this crawl are saved only when the crawl finishes normally, so a
+    crawl that dies half-way does not make the next one skip entries it never processed.
+    """
+
+    KINDS = ("feed", "sitemap")
+
+    def __init__(self, db_path: str):
+        self.db_path = db_path
+        self.db = open_db(db_path)
+        self.pending: dict[str, dict] = {}
+
+    @classmethod
+    def from_crawler(cls, crawler):
+        db_path = crawler.settings.get("NEWS_DB")
+        if not db_path:
+            raise NotConfigured("NEWS_DB is not set")
+        mw = cls(db_path)
+        crawler.signals.connect(mw.spider_closed, signal=signals.spider_closed)
+        return mw
+
+    def process_request(self, request):
+        if request.meta.get(SOURCE) not in self.KINDS:
+            return None
+        row = self.db.execute("SELECT etag, last_modified FROM source_state WHERE url = ?", [request.url]).fetchone()
+        if row:
+            etag, last_modified = row
+            if etag:
+                request.headers.setdefault("If-None-Match", etag)
+            if last_modified:
+                request.headers.setdefault("If-Modified-Since", last_modified)
+        request.meta["handle_httpstatus_list"] = [*request.meta.get("handle_httpstatus_list", []), 304]
+        return None
+
+    def process_response(self, request, response):
+        if request.meta.get(SOURCE) not in self.KINDS or response.status not in (200, 304):
+            return response
+        state = {
+            "url": request.url,
+            "kind": request.meta[SOURCE],
+            "last_status": response.status,
+            "checked_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        }
+        if response.status == 200:
+            state["etag"] = (response.headers.get("ETag") or b"").decode("latin-1") or None
+            state["last_modified"] = (response.headers.get("Last-Modified") or b"").decode("latin-1") or None
+        self.pending[request.url] = state
+        return response
+
+    def spider_closed(self, spider, reason):
+        if reason != "finished" or not self.pending:
+            return
+        with self.db.atomic():
+            for state in self.pending.values():
+                self.db["source_state"].upsert(state, pk="url", alter=False)
+        self.pending.clear()

@@ -1,0 +1,81 @@
+"""Scrapy settings for the news crawler.
+
+Everything project-specific is a ``NEWS_*`` setting, read by the component that uses it
+in ``from_crawler`` and overridable on the command line: ``scrapy crawl news -s NEWS_DB=x.db``.
+"""
+
+from pathlib import Path
+
+BOT_NAME = "newscrawler"
+SPIDER_MODULES = ["crawler.spiders"]
+NEWSPIDER_MODULE = "crawler.spiders"
+
+_ROOT = Path(__file__).resolve().parent.parent
+
+# --- The NEWS_* block ------------------------------------------------------------
+# Topics file (TOML, see README). Relative paths are taken from the current directory.
+NEWS_TOPICS = str(_ROOT / "topics.toml")
+# The SQLite store (created on first use; WAL mode).
+NEWS_DB = str(_ROOT / "news.db")
+# Contact put in the User-Agent so site owners can reach whoever runs the crawler.
+NEWS_CONTACT = "https://github.com/newsgroup-crawler/newsgroup-crawler"
+# Extraction worker processes; 0 = one per CPU core.
+NEWS_EXTRACT_WORKERS = 0
+# Pages whose extracted text is shorter than this (characters) are "not an article".
+NEWS_MIN_TEXT_CHARS = 400
+# Keep the raw HTML of each stored article (zlib-compressed, table raw_html) so that
+# extraction can be re-run later without re-fetching.
+NEWS_KEEP_RAW_HTML = True
+# Articles written per transaction, and the longest an article waits in the buffer.
+NEWS_STORE_BATCH_SIZE = 50
+NEWS_STORE_FLUSH_SECONDS = 2.0
+# Links followed from one listing page (section pages), and entries read from one sitemap.
+NEWS_MAX_LINKS_PER_PAGE = 200
+NEWS_MAX_SITEMAP_URLS = 50_000
+# Longest wait honoured from a Retry-After header (seconds); longer ones give up the retry.
+NEWS_RETRY_AFTER_MAX = 120
+# Exponential back-off between retries: base * 2**(attempt-1) seconds.
+NEWS_RETRY_BACKOFF_BASE = 1.0
+
+# --- Politeness ----------------------------------------------------------------
+USER_AGENT = f"newscrawler/0.1 (+{NEWS_CONTACT})"
+ROBOTSTXT_OBEY = True
+CONCURRENT_REQUESTS = 16
+CONCURRENT_REQUESTS_PER_DOMAIN = 4
+DOWNLOAD_DELAY = 0.25
+AUTOTHROTTLE_ENABLED = True
+AUTOTHROTTLE_START_DELAY = 0.5
+AUTOTHROTTLE_MAX_DELAY = 30.0
+AUTOTHROTTLE_TARGET_CONCURRENCY = 2.0
+DOWNLOAD_TIMEOUT = 30
+DOWNLOAD_MAXSIZE = 20 * 1024 * 1024
+DOWNLOAD_WARNSIZE = 5 * 1024 * 1024
+RETRY_ENABLED = True
+RETRY_TIMES = 3
+RETRY_HTTP_CODES = [429, 500, 502, 503, 504, 522, 524, 408]
+REDIRECT_MAX_TIMES = 10
+COOKIES_ENABLED = False
+TELNETCONSOLE_ENABLED = False
+REMOTE_CONTROL_ENABLED = False
+
+DOWNLOADER_MIDDLEWARES = {
+    # Retry with back-off and Retry-After replaces Scrapy's plain retry.
+    "scrapy.downloadermiddlewares.retry.RetryMiddleware": None,
+    "crawler.middlewares.BackoffRetryMiddleware": 550,
+    "crawler.middlewares.SeenArticlesMiddleware": 560,
+    "crawler.middlewares.ConditionalGetMiddleware": 570,
+}
+
+ITEM_PIPELINES = {
+    "pipelines.extract.ExtractPipeline": 200,
+    "pipelines.relevance.RelevancePipeline": 300,
+    "pipelines.store.StorePipeline": 900,
+}
+
+EXTENSIONS = {
+    "crawler.runs.CrawlRunRecorder": 100,
+}
+
+TWISTED_REACTOR = "twisted.internet.asyncioreactor.AsyncioSelectorReactor"
+FEED_EXPORT_ENCODING = "utf-8"
+LOG_LEVEL = "INFO"

@@ -1,0 +1,4 @@
+"""Signals of the news crawler (Scrapy custom signals)."""
+
+#: sent when a request fails for good (after retries): kwargs url, kind, detail, topics
+fetch_failed = object()

@@ -1,0 +1,258 @@
+"""The ``news`` spider: topic sources -> candidate articles -> article responses -> items.
+
+    scrapy crawl news                       # every topic in NEWS_TOPICS
+    scrapy crawl news -a topic=ai-model-theft
+
+Discovery reads feeds (RSS, Atom, JSON Feed), sitemaps (index, gzip, Google News; a bare
+site root means "the Sitemap: lines of its robots.txt") and listing pages (article-looking
+same-site links, one level). Every URL is canonicalised before anything else; an article
+listed by several sources or topics is fetched once, carrying all its topics.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta, timezone
+from urllib.parse import urlsplit
+
+import scrapy
+from scrapy.exceptions import CloseSpider
+from scrapy.http import Response
+from scrapy.linkextractors import LinkExtractor
+from twisted.python.failure import Failure
+
+from crawler import signals
+from crawler.discovery import (
+    Candidate,
+    looks_like_article_url,
+    parse_feed,
+    parse_sitemap,
+    sitemaps_from_robots,
+)
+from crawler.items import ArticleItem
+from crawler.stats import count
+from crawler.topics import Topic, TopicsError, load_topics, select_topics
+from crawler.urls import canonical_url
+
+logger = logging.getLogger(__name__)
+
+# meta keys
+TOPICS = "news_topics"  # tuple of topic names
+ARTICLE = "news_article"  # True on article requests
+HINTS = "news_hints"  # what the source said: title, published, published_source
+SOURCE = "news_source"  # feed | sitemap | robots | page, on discovery requests
+
+
+class NewsSpider(scrapy.Spider):
+    name = "news"
+
+    def __init__(self, topic: str | None = None, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.topic_filter = topic
+        self.topics: tuple[Topic, ...] = ()
+        # canonical URL -> topics, for articles scheduled in this crawl
+        self._scheduled: dict[str, set[str]] = {}
+
+    @classmethod
+    def from_crawler(cls, crawler, *args, **kwargs):
+        spider = super().from_crawler(crawler, *args, **kwargs)
+        settings = crawler.settings
+        spider.max_links_per_page = settings.getint("NEWS_MAX_LINKS_PER_PAGE", 200)
+        spider.max_sitemap_urls = settings.getint("NEWS_MAX_SITEMAP_URLS", 50_000)
+        spider.sitemap_max_size = settings.getint("DOWNLOAD_MAXSIZE", 50 * 1024 * 1024) or 50 * 1024 * 1024
+        try:
+            spider.topics = select_topics(load_topics(settings.get("NEWS_TOPICS")), spider.topic_filter)
+        except TopicsError as exc:
+            # a clean one-line error instead of a traceback: the crawl stops before any request
+            spider.config_error = str(exc)
+        else:
+            spider.config_error = None
+        spider._link_extractor = LinkExtractor(unique=True)
+        return spider
+
+    # -- start ------------------------------------------------------------------------
+    async def start(self):
+        if self.config_error:
+            logger.error("Bad topics configuration: %s", self.config_error)
+            raise CloseSpider("config_error")
+        logger.info("Crawling %d topic(s): %s", len(self.topics), ", ".join(t.name for t in self.topics))
+        # one request per source URL, carrying every topic that lists it
+        sources: dict[tuple[str, str], set[str]] = {}
+        for topic in self.topics:
+            for url in topic.feeds:
+                sources.setdefault(("feed", url), set()).add(topic.name)
+            for url in topic.sitemaps:
+                kind = "robots" if urlsplit(url).path in ("", "/") else "sitemap"
+                if kind == "robots":
+                    url = url.rstrip("/") + "/robots.txt"
+                sources.setdefault((kind, url), set()).add(topic.name)
+            for url in topic.pages:
+                sources.setdefault(("page", url), set()).add(topic.name)
+        for (kind, url), names in sources.items():
+            yield self._source_request(url, kind, tuple(sorted(names)))
+
+    def _source_request(self, url: str, kind: str, topics: tuple[str, ...]) -> scrapy.Request:
+        callback = {
+            "feed": self.parse_feed,
+            "sitemap": self.parse_sitemap,
+            "robots": self.parse_robots,
+            "page": self.parse_listing,
+        }[kind]
+        return scrapy.Request(
+            url,
+            callback=callback,
+            errback=self.on_error,
+            meta={TOPICS: topics, SOURCE: kind},
+            dont_filter=True,
+            priority=10,  # discovery first: it feeds the article queue
+        )
+
+    # -- discovery callbacks ------------------------------------------------------------
+    def parse_feed(self, response: Response):
+        if self._not_modified(response):
+            return
+        candidates = parse_feed(response.body, response.url)
+        logger.info("Feed %s: %d item(s)", response.url, len(candidates))
+        yield from self._schedule(candidates, response, "feed")
+
+    def parse_sitemap(self, response: Response):
+        if self._not_modified(response):
+            return
+        doc = parse_sitemap(response.body, response.url, self.max_sitemap_urls, self.sitemap_max_size)
+        topics = response.meta[TOPICS]
+        if doc.truncated:
+            logger.warning("Sitemap %s: capped at %d entries (NEWS_MAX_SITEMAP_URLS)", response.url, self.max_sitemap_urls)
+        if doc.kind == "sitemapindex":
+            logger.info("Sitemap index %s: %d child sitemap(s)", response.url, len(doc.entries))
+            for child in doc.entries:
+                yield self._source_request(child.url, "sitemap", topics)
+            return
+        if doc.kind != "urlset":
+            logger.warning("Sitemap %s: not a sitemap (no <urlset> or <sitemapindex>)", response.url)
+            count(self.crawler.stats, "errors", topics)
+            self._fail(response.url, "bad_sitemap", "not a sitemap document", topics)
+            return
+        logger.info("Sitemap %s: %d URL(s)", response.url, len(doc.entries))
+        yield from self._schedule(doc.entries, response, "sitemap")
+
+    def parse_robots(self, response: Response):
+        topics = response.meta[TOPICS]
+        urls = sitemaps_from_robots(response.body, response.url) if response.status == 200 else []
+        if not urls:
+            fallback = response.urljoin("/sitemap.xml")
+            logger.info("%s lists no Sitemap: lines; trying %s", response.url, fallback)
+            urls = [fallback]
+        for url in urls:
+            yield self._source_request(url, "sitemap", topics)
+
+    def parse_listing(self, response: Response):
+        if not isinstance(response, scrapy.http.TextResponse):
+            self._fail(response.url, "not_html", "listing page is not HTML", response.meta[TOPICS])
+            return
+        links = [
+            Candidate(link.url, link.text.strip() or None)
+            for link in self._link_extractor.extract_links(response)
+            if looks_like_article_url(link.url, response.url)
+        ][: self.max_links_per_page]
+        logger.info("Listing page %s: %d article link(s)", response.url, len(links))
+        yield from self._schedule(links, response, "page")
+
+    def _not_modified(self, response: Response) -> bool:
+        if response.status == 304:
+            logger.info("%s not modified since the last crawl", response.url)
+            count(self.crawler.stats, "not_modified", response.meta[TOPICS])
+            return True
+        return False
+
+    def _schedule(self, candidates, response: Response, source_kind: str):
+        """Article requests for ``candidates``, after canonicalisation and the recency filter."""
+        now = datetime.now(timezone.utc)
+        by_name = {t.name: t for t in self.topics}
+        for candidate in candidates:
+            url = canonical_url(candidate.url)
+            topics = []
+            for name in response.meta[TOPICS]:
+                max_age = by_name[name].max_age_days
+                if max_age and candidate.published and candidate.published < now - timedelta(days=max_age):
+                    count(self.crawler.stats, "skipped_old", [name])
+                    continue
+                topics.append(name)
+            if not topics:
+                continue
+            known = self._scheduled.get(url)
+            if known is not None:
+                new = [t for t in topics if t not in known]
+                known.update(new)
+                if new:  # the URL is counted once in total, once for each topic
+                    count(self.crawler.stats, "discovered", new, total=False)
+                continue
+            self._scheduled[url] = set(topics)
+            count(self.crawler.stats, "discovered", topics)
+            hints = {
+                "title": candidate.title,
+                "published": candidate.published.isoformat() if candidate.published else None,
+                "published_source": source_kind if candidate.published else None,
+            }
+            yield scrapy.Request(
+                url,
+                callback=self.parse_article,
+                errback=self.on_error,
+                meta={TOPICS: tuple(topics), ARTICLE: True, HINTS: hints},
+            )
+
+    # -- articles -------------------------------------------------------------------------
+    def parse_article(self, response: Response):
+        request_url = canonical_url(response.request.url) if response.request else canonical_url(response.url)
+        topics = tuple(sorted(self._scheduled.get(request_url, response.meta[TOPICS])))
+        count(self.crawler.stats, "fetched", topics)
+        content_type = response.headers.get("Content-Type", b"").decode("latin-1").lower()
+        if not isinstance(response, scrapy.http.HtmlResponse) and "html" not in content_type:
+            count(self.crawler.stats, "not_article", topics)
+            logger.info("Not an article (content type %r): %s", content_type or "none", response.url)
+            return
+        yield ArticleItem(
+            url=response.meta.get("news_canonical") or request_url,
+            fetched_url=response.request.url if response.request else response.url,
+            topics=topics,
+            hints=response.meta.get(HINTS) or {},
+            html=response.body,
+            encoding=response.encoding,
+            status=response.status,
+            content_type=content_type,
+            fetched_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        )
+
+    # -- errors ---------------------------------------------------------------------------
+    def on_error(self, failure: Failure):
+        request = failure.request
+        topics = request.meta.get(TOPICS, ())
+        kind, detail = _describe_failure(failure)
+        if kind == "ignored":
+            return  # robots.txt, seen articles, refused addresses: counted where they were decided
+        count(self.crawler.stats, "errors", topics)
+        logger.warning("Failed %s (%s): %s", request.url, kind, detail)
+        self._fail(request.url, kind, detail, topics)
+
+    def _fail(self, url: str, kind: str, detail: str, topics) -> None:
+        self.crawler.signals.send_catch_log(signals.fetch_failed, url=url, kind=kind, detail=detail, topics=tuple(topics))
+
+
+def _describe_failure(failure: Failure) -> tuple[str, str]:
+    from scrapy.exceptions import IgnoreRequest
+    from scrapy.spidermiddlewares.httperror import HttpError
+    from twisted.internet import error as net
+
+    exc = failure.value
+    if isinstance(exc, HttpError):
+        return f"http_{exc.response.status}", f"HTTP {exc.response.status}"
+    if isinstance(exc, IgnoreRequest):
+        return "ignored", str(exc)
+    if isinstance(exc, (net.TimeoutError, net.TCPTimedOutError)):
+        return "timeout", str(exc)
+    if isinstance(exc, net.DNSLookupError):
+        return "dns", str(exc)
+    if isinstance(exc, net.ConnectionRefusedError):
+        return "connection_refused", str(exc)
+    if isinstance(exc, (net.ConnectionLost, net.ConnectionDone)):
+        return "connection_lost", str(exc)
+    return type(exc).__name__, str(exc)[:500]

@@ -1,0 +1,126 @@
+"""The SQLite store: connection set-up and schema migrations.
+
+Every component that touches the database opens it with :func:`open_db`, which sets WAL
+mode (so Datasette can read while a crawl writes), a busy timeout, and applies pending
+migrations. Schema changes are new functions registered on ``migrations`` below: never
+edit one that has shipped.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import sqlite_utils
+from sqlite_utils.migrations import Migrations
+
+__all__ = ["open_db", "migrations", "COUNTERS"]
+
+migrations = Migrations("news")
+
+#: crawl counters stored per run and per (run, topic), in summary order
+COUNTERS = (
+    "discovered",
+    "skipped_seen",
+    "skipped_old",
+    "fetched",
+    "not_modified",
+    "not_article",
+    "irrelevant",
+    "stored",
+    "errors",
+)
+
+
+@migrations()
+def m001_initial(db: sqlite_utils.Database) -> None:
+    db["articles"].create(
+        {
+            "url": str,  # canonical URL
+            "fetched_url": str,  # the URL requested
+            "title": str,
+            "text": str,
+            "published": str,  # ISO date (YYYY-MM-DD) or datetime, never the crawl date
+            "published_source": str,  # page | feed | sitemap | url
+            "authors": str,  # "; "-separated
+            "sitename": str,
+            "hostname": str,
+            "language": str,
+            "description": str,
+            "tags": str,  # JSON list
+            "image": str,
+            "word_count": int,
+            "content_hash": str,  # sha1 of normalised text: exact copies share it
+            "cluster_id": str,  # near-duplicate group
+            "story_id": str,  # same-story group
+            "fetched_at": str,
+            "run_id": int,  # crawl that stored it
+        },
+        pk="url",
+    )
+    db["articles"].create_index(["content_hash"])
+    db["articles"].create_index(["published"])
+    db["articles"].create_index(["hostname"])
+    db["articles"].enable_fts(["title", "text"], create_triggers=True, tokenize="porter")
+
+    db["article_topics"].create(
+        {"url": str, "topic": str, "matched": str, "run_id": int, "added_at": str},
+        pk=("url", "topic"),
+        foreign_keys=[("url", "articles", "url")],
+    )
+    db["article_topics"].create_index(["topic"])
+
+    db["raw_html"].create(
+        {"url": str, "fetched_url": str, "status": int, "content_type": str, "html_zlib": bytes, "fetched_at": str},
+        pk="url",
+        foreign_keys=[("url", "articles", "url")],
+    )
+
+    counters = {name: int for name in COUNTERS}
+    db["crawl_runs"].create(
+        {
+            "id": int,
+            "topics": str,  # JSON list of topic names
+            "started_at": str,
+            "finished_at": str,
+            "status": str,  # running | finished | failed | interrupted
+            "finish_reason": str,
+            "db_path": str,
+            "pid": int,
+            **counters,
+            "stats": str,  # JSON of the crawl's full Scrapy stats
+        },
+        pk="id",
+    )
+    db["crawl_run_topics"].create(
+        {"run_id": int, "topic": str, **counters},
+        pk=("run_id", "topic"),
+        foreign_keys=[("run_id", "crawl_runs", "id")],
+    )
+
+    db["source_state"].create(
+        {"url": str, "kind": str, "etag": str, "last_modified": str, "last_status": int, "checked_at": str},
+        pk="url",
+    )
+
+    db["fetch_errors"].create(
+        {"id": int, "run_id": int, "url": str, "kind": str, "detail": str, "at": str},
+        pk="id",
+    )
+    db["fetch_errors"].create_index(["run_id"])
+
+
+def open_db(path: str | Path, *, migrate: bool = True) -> sqlite_utils.Database:
+    """Open (and create) the store at ``path``: WAL, busy timeout, schema up to date."""
+    path = Path(path)
+    if path.parent and not path.parent.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(str(path), timeout=30, isolation_level=None, check_same_thread=False)
+    db = sqlite_utils.Database(conn)
+    db.execute("PRAGMA busy_timeout = 30000")
+    db.enable_wal()
+    db.execute("PRAGMA synchronous = NORMAL")
+    db.execute("PRAGMA foreign_keys = ON")
+    if migrate:
+        migrations.apply(db)
+    return db

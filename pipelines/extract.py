@@ -1,0 +1,173 @@
+"""Extraction: HTML -> clean text and metadata with trafilatura, in a process pool.
+
+``extract()`` is a pure function (bytes in, dict out) run by ``ExtractPipeline`` in worker
+processes, so the Twisted reactor keeps fetching while pages are being extracted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import multiprocessing
+import os
+import zlib
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from scrapy.exceptions import DropItem
+
+from crawler.items import ArticleItem
+from crawler.stats import count
+from pipelines.textnorm import content_hash
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["ExtractOptions", "extract", "ExtractPipeline", "NotAnArticle"]
+
+
+@dataclass(frozen=True)
+class ExtractOptions:
+    min_text_chars: int = 400
+    keep_raw_html: bool = True
+
+
+class NotAnArticle(Exception):
+    """Raised by extract() with the reason a page is not kept."""
+
+
+def decode_html(body: bytes, encoding: str | None) -> str:
+    """Decode with the response's encoding, replacing invalid bytes instead of failing."""
+    try:
+        return body.decode(encoding or "utf-8", errors="replace")
+    except LookupError:  # unknown charset name
+        return body.decode("utf-8", errors="replace")
+
+
+def extract(body: bytes, encoding: str | None, url: str, hints: dict | None, options: ExtractOptions) -> dict:
+    """Extract one page. Returns the article fields, or raises NotAnArticle(reason)."""
+    import trafilatura  # imported in the worker process
+
+    hints = hints or {}
+    html = decode_html(body, encoding)
+    if not html.strip():
+        raise NotAnArticle("empty page")
+    doc = trafilatura.bare_extraction(
+        html,
+        url=url,
+        with_metadata=True,
+        include_comments=False,
+        include_tables=True,
+        deduplicate=False,  # trafilatura's cache is process-global: grouping is our job
+        date_extraction_params={"extensive_search": True, "original_date": True},
+    )
+    if doc is None:
+        raise NotAnArticle("no main text found")
+    data = doc.as_dict() if hasattr(doc, "as_dict") else dict(doc)
+    text = (data.get("text") or "").strip()
+    if len(text) < options.min_text_chars:
+        raise NotAnArticle(f"too little text ({len(text)} < {options.min_text_chars} characters)")
+    title = (data.get("title") or hints.get("title") or "").strip() or None
+    published, published_source = data.get("date"), "page"
+    if not published and hints.get("published"):
+        published, published_source = hints["published"], hints.get("published_source") or "feed"
+    if not published:
+        published_source = None
+    result = {
+        "title": title,
+        "text": text,
+        "published": published,
+        "published_source": published_source,
+        "authors": _clean(data.get("author")),
+        "sitename": _clean(data.get("sitename")),
+        "hostname": (urlsplit(url).hostname or "").lower(),
+        "language": _clean(data.get("language")),
+        "description": _clean(data.get("description")),
+        "tags": json.dumps(_tags(data), ensure_ascii=False),
+        "image": _clean(data.get("image")),
+        "word_count": len(text.split()),
+        "content_hash": content_hash(text),
+        "html_zlib": zlib.compress(body, 6) if options.keep_raw_html else None,
+    }
+    return result
+
+
+def _clean(value) -> str | None:
+    if value is None:
+        return None
+    value = str(value).strip()
+    return value or None
+
+
+def _tags(data: dict) -> list[str]:
+    tags: list[str] = []
+    for key in ("categories", "tags"):
+        value = data.get(key) or []
+        if isinstance(value, str):
+            value = [v for v in value.split(",")]
+        tags.extend(t.strip() for t in value if t and t.strip())
+    return list(dict.fromkeys(tags))
+
+
+def _extract_job(body, encoding, url, hints, options):
+    """Worker entry point: returns ("ok", fields) or ("not_article", reason)."""
+    try:
+        return "ok", extract(body, encoding, url, hints, options)
+    except NotAnArticle as exc:
+        return "not_article", str(exc)
+
+
+def _worker_init() -> None:
+    import trafilatura  # noqa: F401  warm the import once per worker
+
+
+class ExtractPipeline:
+    """Runs :func:`extract` in a process pool sized to the machine (NEWS_EXTRACT_WORKERS)."""
+
+    def __init__(self, stats, workers: int, options: ExtractOptions):
+        self.stats = stats
+        self.workers = workers
+        self.options = options
+        self._pool: ProcessPoolExecutor | None = None
+
+    @classmethod
+    def from_crawler(cls, crawler):
+        settings = crawler.settings
+        workers = settings.getint("NEWS_EXTRACT_WORKERS", 0) or os.cpu_count() or 1
+        options = ExtractOptions(
+            min_text_chars=settings.getint("NEWS_MIN_TEXT_CHARS", 400),
+            keep_raw_html=settings.getbool("NEWS_KEEP_RAW_HTML", True),
+        )
+        return cls(crawler.stats, workers, options)
+
+    def open_spider(self):
+        context = multiprocessing.get_context("forkserver")
+        self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=context, initializer=_worker_init)
+        logger.info("Extraction pool: %d worker process(es)", self.workers)
+
+    def close_spider(self):
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+    async def process_item(self, item):
+        if not isinstance(item, ArticleItem):
+            return item
+        future = self._pool.submit(
+            _extract_job, item["html"], item.get("encoding"), item["url"], item.get("hints"), self.options
+        )
+        try:
+            status, payload = await asyncio.wrap_future(future)
+        except Exception as exc:  # a crashed worker or a bug: count it, keep crawling
+            count(self.stats, "errors", item["topics"])
+            logger.error("Extraction failed for %s: %r", item["url"], exc)
+            raise DropItem(f"extraction failed: {exc!r}", log_level="DEBUG") from None
+        finally:
+            item["html"] = None  # the body is not needed past this point
+        if status == "not_article":
+            count(self.stats, "not_article", item["topics"])
+            logger.info("Not an article (%s): %s", payload, item["url"])
+            raise DropItem(f"not an article: {payload}", log_level="DEBUG")
+        item.update(payload)
+        return item

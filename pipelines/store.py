@@ -1,0 +1,176 @@
+"""Store: batched, transactional writes of articles to the SQLite store.
+
+All writes go through one dedicated thread that owns the connection, so the reactor
+never waits on SQLite. Each batch (articles, their topics, their raw HTML) is one
+transaction: a crash leaves whole articles or none.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timezone
+
+from scrapy.exceptions import NotConfigured
+
+from crawler.items import ArticleItem
+from crawler.stats import count
+from pipelines.db import open_db
+
+logger = logging.getLogger(__name__)
+
+ARTICLE_COLUMNS = (
+    "url",
+    "fetched_url",
+    "title",
+    "text",
+    "published",
+    "published_source",
+    "authors",
+    "sitename",
+    "hostname",
+    "language",
+    "description",
+    "tags",
+    "image",
+    "word_count",
+    "content_hash",
+    "cluster_id",
+    "story_id",
+    "fetched_at",
+)
+
+
+class StorePipeline:
+    """Writes kept articles to NEWS_DB in batches of NEWS_STORE_BATCH_SIZE.
+
+    A batch is also written when its oldest article has waited NEWS_STORE_FLUSH_SECONDS,
+    and at the end of the crawl. An article whose URL is already stored is not written
+    again (its new topics are still recorded) and counts as ``skipped_seen``.
+    """
+
+    def __init__(self, crawler, db_path: str, batch_size: int, flush_seconds: float):
+        self.crawler = crawler
+        self.stats = crawler.stats
+        self.db_path = db_path
+        self.batch_size = max(1, batch_size)
+        self.flush_seconds = flush_seconds
+        self._buffer: list[dict] = []
+        self._executor: ThreadPoolExecutor | None = None
+        self._db = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._flushing: set[asyncio.Future] = set()
+
+    @classmethod
+    def from_crawler(cls, crawler):
+        settings = crawler.settings
+        db_path = settings.get("NEWS_DB")
+        if not db_path:
+            raise NotConfigured("NEWS_DB is not set")
+        return cls(
+            crawler,
+            db_path,
+            settings.getint("NEWS_STORE_BATCH_SIZE", 50),
+            settings.getfloat("NEWS_STORE_FLUSH_SECONDS", 2.0),
+        )
+
+    # -- lifecycle ------------------------------------------------------------------
+    def open_spider(self):
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="news-store")
+        self._db = self._executor.submit(open_db, self.db_path).result()
+
+    async def close_spider(self):
+        if self._timer is not None:
+            self._timer.cancel()
+        await self._flush()
+        if self._flushing:
+            await asyncio.gather(*self._flushing, return_exceptions=True)
+        self._executor.submit(self._db.close).result()
+        self._executor.shutdown(wait=True)
+
+    # -- items ----------------------------------------------------------------------
+    async def process_item(self, item):
+        if not isinstance(item, ArticleItem):
+            return item
+        self._buffer.append(_row(item))
+        if len(self._buffer) >= self.batch_size:
+            await self._flush()
+        elif self._timer is None:
+            loop = asyncio.get_running_loop()
+            self._timer = loop.call_later(self.flush_seconds, self._flush_later)
+        return item
+
+    def _flush_later(self) -> None:
+        self._timer = None
+        task = asyncio.ensure_future(self._flush())
+        self._flushing.add(task)
+        task.add_done_callback(self._flushing.discard)
+
+    async def _flush(self) -> None:
+        if not self._buffer:
+            return
+        batch, self._buffer = self._buffer, []
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        run_id = self.stats.get_value("news/run_id")
+        try:
+            stored, seen = await asyncio.wrap_future(self._executor.submit(self._write, batch, run_id))
+        except Exception:
+            logger.exception("Could not write %d article(s) to %s", len(batch), self.db_path)
+            for row in batch:
+                count(self.stats, "errors", row["topics"])
+            return
+        for row in stored:
+            count(self.stats, "stored", row["topics"])
+        for row in seen:
+            count(self.stats, "skipped_seen", row["topics"])
+        logger.debug("Stored %d article(s), %d already present", len(stored), len(seen))
+
+    # -- the writer thread ----------------------------------------------------------------
+    def _write(self, batch: list[dict], run_id: int | None) -> tuple[list[dict], list[dict]]:
+        db = self._db
+        now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        stored, seen = [], []
+        with db.atomic():
+            for row in batch:
+                exists = db.execute("SELECT 1 FROM articles WHERE url = ?", [row["url"]]).fetchone()
+                topic_rows = [
+                    {"url": row["url"], "topic": t, "matched": json.dumps(row["matches"].get(t, [])), "run_id": run_id, "added_at": now}
+                    for t in row["topics"]
+                ]
+                if exists:
+                    seen.append(row)
+                    db["article_topics"].insert_all(topic_rows, ignore=True)
+                    continue
+                article = {k: row.get(k) for k in ARTICLE_COLUMNS}
+                article["run_id"] = run_id
+                db["articles"].insert(article)
+                db["article_topics"].insert_all(topic_rows, ignore=True)
+                if row.get("html_zlib") is not None:
+                    db["raw_html"].insert(
+                        {
+                            "url": row["url"],
+                            "fetched_url": row["fetched_url"],
+                            "status": row.get("status"),
+                            "content_type": row.get("content_type"),
+                            "html_zlib": row["html_zlib"],
+                            "fetched_at": row["fetched_at"],
+                        }
+                    )
+                stored.append(row)
+        return stored, seen
+
+
+def _row(item: ArticleItem) -> dict:
+    row = {k: item.get(k) for k in ARTICLE_COLUMNS}
+    row.update(
+        topics=tuple(item.get("topics") or ()),
+        matches=item.get("matches") or {},
+        html_zlib=item.get("html_zlib"),
+        status=item.get("status"),
+        content_type=item.get("content_type"),
+    )
+    return row
