@@ -1,0 +1,89 @@
+"""Crawl throughput: the real crawler over the 258 fundus_news pages vs bare trafilatura.
+
+    python bench/crawl_throughput.py
+
+Serves ../shared/data/fundus_news (pages + per-site RSS feeds) on 127.0.0.1, runs
+`scrapy crawl news` over it (one topic, no query, no age limit), and prints articles
+stored per second. In the same run it measures bare `trafilatura.bare_extraction` over the
+same pages in a 2-process pool. Target: crawl rate >= 0.8 x bare rate.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from common import FAST_LOCAL, data_path, read_jsonl, run_crawl
+
+from demo.server import FixtureServer, Response
+
+
+def _bare(args):
+    import trafilatura
+
+    html, url = args
+    doc = trafilatura.bare_extraction(html, url=url, with_metadata=True, deduplicate=False)
+    return doc is not None
+
+
+def load_site():
+    manifest = json.loads(data_path("fundus_news", "site_manifest.json").read_text(encoding="utf-8"))
+    pages = {row["id"]: row for row in read_jsonl(data_path("fundus_news", "pages.jsonl.gz"))}
+    by_path = {}
+    for local_url, page_id in manifest.items():
+        by_path[urlsplit(local_url.replace("{{BASE}}", "http://x")).path] = pages[page_id]
+    feeds = sorted(data_path("fundus_news", "site_feeds").glob("*/rss.xml"))
+    return pages, by_path, feeds
+
+
+def main() -> None:
+    pages, by_path, feeds = load_site()
+    workdir = Path(tempfile.mkdtemp(prefix="bench-throughput-"))
+    served = {path: Response(200, row["html"].encode(row.get("html_encoding") or "utf-8", "replace"), {"Content-Type": "text/html; charset=utf-8"}) for path, row in by_path.items()}
+    with FixtureServer(pages=served) as server:
+        feed_urls = []
+        for feed in feeds:
+            path = f"/feeds/{feed.parent.name}/rss.xml"
+            body = feed.read_text(encoding="utf-8").replace("{{BASE}}", server.base).encode()
+            server.pages[path] = Response(200, body, {"Content-Type": "application/rss+xml"})
+            feed_urls.append(server.base + path)
+        topics = workdir / "topics.toml"
+        topics.write_text('[[topic]]\nname = "fundus"\nmax_age_days = 0\nfeeds = [\n' + ",\n".join(f'  "{u}"' for u in feed_urls) + "\n]\n")
+        db = workdir / "news.db"
+        _, wall = run_crawl(topics, db, *FAST_LOCAL, "NEWS_EXTRACT_WORKERS=2", log=workdir / "crawl.log")
+
+    import sqlite_utils
+
+    store = sqlite_utils.Database(db)
+    run = next(store["crawl_runs"].rows_where(order_by="id desc", limit=1))
+    stats = json.loads(run["stats"])
+    elapsed = stats["elapsed_time_seconds"]
+    stored = run["stored"]
+    crawl_rate = stored / elapsed
+    processed_rate = (run["stored"] + run["not_article"]) / elapsed
+
+    # bare trafilatura over the same pages, 2 processes (pool start-up included, as in the crawl)
+    jobs = [(row["html"], row["url"]) for row in by_path.values()]
+    started = time.perf_counter()
+    with ProcessPoolExecutor(max_workers=2) as pool:
+        results = list(pool.map(_bare, jobs, chunksize=4))
+    bare_elapsed = time.perf_counter() - started
+    bare_rate = len(jobs) / bare_elapsed
+
+    print(f"machine: {os.cpu_count()} cores; pages served: {len(by_path)} from {len(feeds)} feeds")
+    print(f"crawl: stored {stored}, not_article {run['not_article']}, errors {run['errors']} in {elapsed:.1f} s "
+          f"(crawl elapsed; {wall:.1f} s wall with start-up)")
+    print(f"crawl rate: {crawl_rate:.1f} articles stored/s ({processed_rate:.1f} pages extracted/s)")
+    print(f"bare trafilatura bare_extraction, 2 processes: {len(jobs)} pages ({sum(results)} with a result) "
+          f"in {bare_elapsed:.1f} s = {bare_rate:.1f} pages/s")
+    print(f"ratio crawl/bare: {crawl_rate / bare_rate:.2f} stored/s, {processed_rate / bare_rate:.2f} extracted/s (target >= 0.80)")
+    print(f"work dir: {workdir}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,230 @@
+"""End to end: a real `scrapy crawl news` over the fixture site on 127.0.0.1, then the SQLite file.
+
+The fixture site (demo/site, described by demo/site_manifest.json) has RSS, Atom and JSON
+feeds, a sitemap index with a gzipped child and a Google News sitemap, a listing page,
+robots.txt disallowing /private/, and article pages full of clutter: navigation, a
+"Featured" list of AI-tool ad cards (the creati.ai layout), related links, comments.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import date
+from urllib.parse import urlsplit
+
+import pytest
+
+from tests.conftest import DEMO_SITE, open_store, run_crawl, write_topics
+
+TEMPLATE = (DEMO_SITE.parent / "topics.template.toml").read_text(encoding="utf-8")
+
+
+def _collapse(text: str) -> str:
+    return re.sub(r"\s+", " ", text).strip()
+
+
+@pytest.fixture(scope="module")
+def crawled(tmp_path_factory, manifest):
+    """Crawl the demo site twice into one database; yield what the tests inspect."""
+    from demo.server import FixtureServer
+
+    tmp = tmp_path_factory.mktemp("e2e")
+    with FixtureServer(root=DEMO_SITE) as server:
+        topics = write_topics(tmp / "topics.toml", TEMPLATE, server.base)
+        db = tmp / "news.db"
+        first = run_crawl(topics, db, "-O", str(tmp / "items.jsonl"))
+        first_paths = server.paths()
+        server.clear()
+        second = run_crawl(topics, db)
+        second_records = server.records()
+    yield {
+        "base": server.base,
+        "db": open_store(db),
+        "first": first,
+        "second": second,
+        "first_paths": first_paths,
+        "second_records": second_records,
+        "items": tmp / "items.jsonl",
+        "manifest": manifest,
+    }
+
+
+def _path(url: str) -> str:
+    return urlsplit(url).path
+
+
+def _articles(crawled) -> dict[str, dict]:
+    return {_path(row["url"]): row for row in crawled["db"]["articles"].rows}
+
+
+def _topics_by_path(crawled) -> dict[str, set[str]]:
+    out: dict[str, set[str]] = {}
+    for row in crawled["db"]["article_topics"].rows:
+        out.setdefault(_path(row["url"]), set()).add(row["topic"])
+    return out
+
+
+def test_crawls_exit_cleanly(crawled):
+    for result in (crawled["first"], crawled["second"]):
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert "Traceback" not in result.stderr, result.stderr[-3000:]
+
+
+def test_expected_articles_stored_for_their_topics(crawled):
+    stored = _topics_by_path(crawled)
+    for article in crawled["manifest"]["articles"]:
+        for topic, outcome in article["expected"].items():
+            if outcome in ("stored", "stored_if_no_age_limit"):
+                assert topic in stored.get(article["path"], set()), f"{article['path']} should be stored for {topic}"
+            else:
+                assert topic not in stored.get(article["path"], set()), f"{article['path']} should not be stored for {topic} ({outcome})"
+
+
+def test_discovery_reached_every_source_kind(crawled):
+    paths = crawled["first_paths"]
+    for source in ["/robots.txt", "/feeds/rss.xml", "/feeds/atom.xml", "/feeds/feed.json", "/sitemap_index.xml",
+                   "/sitemaps/articles.xml.gz", "/sitemaps/news.xml", "/local/"]:
+        assert any(p.split("?")[0] == source for p in paths), f"{source} was not fetched"
+    by_source = {a["path"]: a["sources"] for a in crawled["manifest"]["articles"]}
+    stored = _articles(crawled)
+    # an article found only through the gzipped sitemap, one only through the news sitemap,
+    # one only through the JSON feed and one only through the listing page were all fetched
+    for kind in ("sitemap", "news_sitemap", "json", "listing"):
+        only = [p for p, s in by_source.items() if s == [kind]]
+        assert only, f"manifest has no article listed only in {kind}"
+        assert any(_path_fetched(paths, p) for p in only), f"no {kind}-only article was fetched"
+    assert stored, "nothing stored"
+
+
+def _path_fetched(paths, path):
+    return any(p.split("?")[0] == path for p in paths)
+
+
+def test_robots_disallowed_never_fetched(crawled):
+    for path in crawled["manifest"]["robots_disallowed"]:
+        assert not _path_fetched(crawled["first_paths"], path)
+        assert path not in _articles(crawled)
+
+
+def test_each_article_fetched_once_and_url_canonical(crawled):
+    article_paths = [p.split("?")[0] for p in crawled["first_paths"] if p.startswith(("/news/", "/private/"))]
+    assert len(article_paths) == len(set(article_paths)), "an article was fetched twice in one crawl"
+    for url, row in ((r["url"], r) for r in crawled["db"]["articles"].rows):
+        assert "utm_" not in url and "ref=" not in url and "#" not in url
+        assert row["fetched_url"]
+
+
+def test_featured_cards_never_reach_text_and_paragraphs_do(crawled):
+    articles = _articles(crawled)
+    cards = crawled["manifest"]["featured_cards"]
+    checked = 0
+    for article in crawled["manifest"]["articles"]:
+        row = articles.get(article["path"])
+        if row is None:
+            continue
+        text = _collapse(row["text"])
+        for card in cards:
+            assert card["description"] not in text, f"card {card['name']!r} leaked into {article['path']}"
+        for paragraph in article["paragraphs"]:
+            assert _collapse(paragraph) in text, f"paragraph missing from {article['path']}: {paragraph[:60]}"
+        checked += 1
+    assert checked >= 5
+
+
+def test_metadata_and_dates(crawled):
+    articles = _articles(crawled)
+    for article in crawled["manifest"]["articles"]:
+        row = articles.get(article["path"])
+        if row is None:
+            continue
+        assert row["title"] == article["title"]
+        assert row["published"][:10] == article["published"], article["path"]
+        assert row["published_source"] in ("page", "feed", "sitemap")
+        assert len(row["content_hash"]) == 40
+        assert row["language"] in ("en", None)
+    raw = crawled["db"].execute("select count(*) from raw_html").fetchone()[0]
+    assert raw == len(articles)
+
+
+def test_matched_terms_stored(crawled):
+    for row in crawled["db"]["article_topics"].rows:
+        matched = json.loads(row["matched"])
+        assert matched, row
+        if row["topic"] == "city-budget":
+            assert set(matched) == {"city council", "budget"}
+
+
+def test_fts_in_sync(crawled):
+    db = crawled["db"]
+    hits = db.execute(
+        "select articles.url from articles join articles_fts on articles.rowid = articles_fts.rowid "
+        "where articles_fts match 'council'"
+    ).fetchall()
+    assert any("council-approves-budget" in url for (url,) in hits)
+
+
+def test_second_run_fetches_no_article_twice_and_uses_conditional_get(crawled):
+    records = crawled["second_records"]
+    assert not [r for r in records if r.path.startswith("/news/")], "second run fetched articles again"
+    feeds = [r for r in records if r.path.startswith(("/feeds/", "/sitemaps/", "/sitemap_index"))]
+    assert feeds and all(r.status == 304 for r in feeds), [(r.path, r.status) for r in feeds]
+
+
+def test_summary_counts_recorded_and_logged(crawled):
+    db = crawled["db"]
+    runs = list(db["crawl_runs"].rows_where(order_by="id"))
+    assert [r["status"] for r in runs] == ["finished", "finished"]
+    first, second = runs
+    stored_count = db.execute("select count(*) from articles").fetchone()[0]
+    assert first["stored"] == stored_count
+    assert first["irrelevant"] >= 3 and first["errors"] == 0
+    assert first["discovered"] == first["fetched"] + first["skipped_seen"] + first["errors"]
+    assert second["stored"] == 0 and second["fetched"] == 0 and second["not_modified"] >= 4
+    per_topic = {r["topic"]: r for r in db["crawl_run_topics"].rows_where("run_id = ?", [first["id"]])}
+    assert set(per_topic) == {"ai-model-theft", "city-budget"}
+    stored_by_topic = dict(db.execute("select topic, count(*) from article_topics group by topic").fetchall())
+    for topic, row in per_topic.items():
+        assert row["stored"] == stored_by_topic[topic]
+    log = crawled["first"].stderr
+    assert "News crawl summary" in log and "ai-model-theft" in log and str(crawled["db"].conn.execute("pragma database_list").fetchone()[2]) in log
+
+
+def test_feed_export_still_works(crawled):
+    lines = crawled["items"].read_text(encoding="utf-8").splitlines()
+    assert len(lines) == crawled["db"].execute("select count(*) from articles").fetchone()[0]
+    item = json.loads(lines[0])
+    assert item["url"] and item["text"] and "html" not in (item.get("html") or "")
+
+
+def test_recency_filter(tmp_path, manifest):
+    from demo.server import FixtureServer
+
+    old = [a for a in manifest["articles"] if a["expected"].get("ai-model-theft") == "stored_if_no_age_limit"]
+    assert old
+    # an age limit that keeps the fixture's 2026 articles and drops its 2019 one, whatever today is
+    max_age = (date.today() - date(2025, 1, 1)).days
+    ai_topic = "[[topic]]" + TEMPLATE.split("[[topic]]")[1]
+    text = ai_topic.replace("max_age_days = 0", f"max_age_days = {max_age}")
+    assert f"max_age_days = {max_age}" in text
+    with FixtureServer(root=DEMO_SITE) as server:
+        topics = write_topics(tmp_path / "topics.toml", text, server.base)
+        result = run_crawl(topics, tmp_path / "news.db", "-a", "topic=ai-model-theft")
+        paths = server.paths()
+    assert result.returncode == 0
+    for article in old:
+        assert not _path_fetched(paths, article["path"])
+    db = open_store(tmp_path / "news.db")
+    run = next(db["crawl_runs"].rows)
+    assert run["skipped_old"] >= 1
+    assert json.loads(run["topics"]) == ["ai-model-theft"]
+
+
+def test_bad_topics_file_fails_with_clear_message(tmp_path):
+    topics = tmp_path / "topics.toml"
+    topics.write_text('[[topic]]\nname = "x"\nquery = "Anthropic AND (Claude"\nfeeds = ["http://127.0.0.1:9/f"]\n')
+    result = run_crawl(topics, tmp_path / "news.db")
+    assert "topic #1 ('x'), field 'query': unclosed '('" in result.stderr
+    assert "Traceback" not in result.stderr
+    run = next(open_store(tmp_path / "news.db")["crawl_runs"].rows)
+    assert run["status"] == "failed" and run["finish_reason"] == "config_error"
