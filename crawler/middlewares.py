@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import ipaddress
+import socket
 import logging
 from datetime import datetime, timezone
 
 from scrapy import signals
 from scrapy.downloadermiddlewares.retry import RetryMiddleware
+from scrapy.downloadermiddlewares.useragent import UserAgentMiddleware
 from scrapy.exceptions import IgnoreRequest, NotConfigured
 from scrapy.utils.response import response_status_message
 
 from crawler.spiders.news import ARTICLE, SOURCE, TOPICS
 from crawler.stats import count
-from crawler.urls import canonical_url, page_canonical
+from crawler.urls import canonical_url, is_public_address, origin, page_canonical
 from pipelines.db import open_db
 
 logger = logging.getLogger(__name__)
@@ -35,6 +38,16 @@ def retry_after_seconds(value: bytes | str | None, now: datetime | None = None) 
     if when.tzinfo is None:
         when = when.replace(tzinfo=timezone.utc)
     return max(0.0, (when - (now or datetime.now(timezone.utc))).total_seconds())
+
+
+class ContactUserAgentMiddleware(UserAgentMiddleware):
+    """Scrapy's User-Agent middleware, with ``{contact}`` in USER_AGENT replaced by NEWS_CONTACT."""
+
+    @classmethod
+    def from_crawler(cls, crawler):
+        agent = crawler.settings.get("USER_AGENT") or "newscrawler"
+        contact = crawler.settings.get("NEWS_CONTACT") or ""
+        return cls(agent.replace("{contact}", contact))
 
 
 class BackoffRetryMiddleware(RetryMiddleware):
@@ -80,6 +93,66 @@ class BackoffRetryMiddleware(RetryMiddleware):
         if delay > 0:
             logger.debug("Retry %d of %s in %.1fs", attempt, request.url, delay)
             await asyncio.sleep(delay)
+
+
+class RefusedAddress(IgnoreRequest):
+    """A request to a non-public address or a non-http(s) URL, refused by NetworkSafetyMiddleware."""
+
+
+class NetworkSafetyMiddleware:
+    """Refuse requests to loopback, private, link-local, multicast and reserved addresses.
+
+    A URL found in a feed, sitemap or page (or a redirect target) whose host is, or resolves
+    to, such an address is not fetched, unless its origin (scheme, host, port) is one of the
+    topics' configured sources or NEWS_ALLOW_PRIVATE_NETWORKS is set. Only http and https
+    are fetched. Refusals are counted (``errors``) and recorded in fetch_errors.
+    Resolution happens here and again in the downloader, so a DNS answer that changes in
+    between (rebinding) is not covered: run the crawler behind an egress firewall too.
+    """
+
+    def __init__(self, allowed_origins: set, allow_private: bool):
+        self.allowed = allowed_origins
+        self.allow_private = allow_private
+        self._resolved: dict[str, tuple[str, ...]] = {}
+
+    @classmethod
+    def from_crawler(cls, crawler):
+        from crawler.topics import TopicsError, load_topics
+
+        try:
+            topics = load_topics(crawler.settings.get("NEWS_TOPICS"))
+        except TopicsError:
+            topics = ()  # the spider reports the problem and stops
+        allowed = set().union(*(t.source_origins() for t in topics)) if topics else set()
+        return cls(allowed, crawler.settings.getbool("NEWS_ALLOW_PRIVATE_NETWORKS", False))
+
+    async def process_request(self, request):
+        scheme, host, port = origin(request.url)
+        if scheme not in ("http", "https"):
+            raise RefusedAddress(f"scheme {scheme!r} is not fetched (only http and https)")
+        if self.allow_private or (scheme, host, port) in self.allowed:
+            return None
+        for address in await self._addresses(host, port):
+            if not is_public_address(address):
+                raise RefusedAddress(f"{host} is a non-public address ({address}); set NEWS_ALLOW_PRIVATE_NETWORKS to allow")
+        return None
+
+    async def _addresses(self, host: str, port: int | None) -> tuple[str, ...]:
+        literal = host.strip("[]")
+        try:
+            ipaddress.ip_address(literal)
+            return (literal,)
+        except ValueError:
+            pass
+        if host not in self._resolved:
+            try:
+                infos = await asyncio.get_running_loop().getaddrinfo(host, port or 80, type=socket.SOCK_STREAM)
+            except OSError:
+                infos = []  # unresolvable: the download fails with a DNS error on its own
+            if len(self._resolved) > 10_000:
+                self._resolved.clear()
+            self._resolved[host] = tuple(info[4][0] for info in infos)
+        return self._resolved[host]
 
 
 class _StoreReader:

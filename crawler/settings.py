@@ -37,8 +37,14 @@ NEWS_RETRY_AFTER_MAX = 120
 # Exponential back-off between retries: base * 2**(attempt-1) seconds.
 NEWS_RETRY_BACKOFF_BASE = 1.0
 
+# Fetch links that point at loopback/private/link-local addresses even when they are not
+# on one of the topics' configured source origins (off: a server daemon must not be
+# steered into its own network by a feed).
+NEWS_ALLOW_PRIVATE_NETWORKS = False
+
 # --- Politeness ----------------------------------------------------------------
-USER_AGENT = f"newscrawler/0.1 (+{NEWS_CONTACT})"
+# "{contact}" is filled in from NEWS_CONTACT by crawler.middlewares.ContactUserAgentMiddleware.
+USER_AGENT = "newscrawler/0.1 (+{contact})"
 ROBOTSTXT_OBEY = True
 CONCURRENT_REQUESTS = 16
 CONCURRENT_REQUESTS_PER_DOMAIN = 4
@@ -59,6 +65,9 @@ TELNETCONSOLE_ENABLED = False
 REMOTE_CONTROL_ENABLED = False
 
 DOWNLOADER_MIDDLEWARES = {
+    "crawler.middlewares.NetworkSafetyMiddleware": 50,
+    "scrapy.downloadermiddlewares.useragent.UserAgentMiddleware": None,
+    "crawler.middlewares.ContactUserAgentMiddleware": 500,
     # Retry with back-off and Retry-After replaces Scrapy's plain retry.
     "scrapy.downloadermiddlewares.retry.RetryMiddleware": None,
     "crawler.middlewares.BackoffRetryMiddleware": 550,

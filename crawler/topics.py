@@ -13,6 +13,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from crawler.query import Query, QueryError, parse_query
+from crawler.urls import origin
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -50,11 +51,7 @@ class Topic:
 
     def source_origins(self) -> set[tuple[str, str, int | None]]:
         """(scheme, host, port) of every configured source URL."""
-        out = set()
-        for url in (*self.feeds, *self.sitemaps, *self.pages):
-            parts = urlsplit(url)
-            out.add((parts.scheme, (parts.hostname or "").lower(), parts.port))
-        return out
+        return {origin(url) for url in (*self.feeds, *self.sitemaps, *self.pages)}
 
 
 def load_topics(path: str | Path) -> tuple[Topic, ...]:

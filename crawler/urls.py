@@ -7,6 +7,7 @@ parameters (utm_*, fbclid, gclid, ref, ...) removed, the remaining query sorted.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
@@ -14,7 +15,7 @@ import courlan
 from courlan.clean import TRACKERS_RE
 from w3lib.url import canonicalize_url
 
-__all__ = ["canonical_url", "page_canonical", "hostname", "same_site"]
+__all__ = ["canonical_url", "page_canonical", "hostname", "same_site", "is_public_address", "origin"]
 
 # <link rel="canonical" href="..."> and <meta property="og:url" content="...">, any attribute order
 _TAG = re.compile(rb"<(link|meta)\b[^>]*>", re.IGNORECASE)
@@ -73,3 +74,29 @@ def page_canonical(body: bytes, base_url: str) -> str | None:
         if urlsplit(absolute).scheme in ("http", "https") and same_site(absolute, base_url):
             return canonical_url(absolute)
     return None
+
+
+def is_public_address(address: str) -> bool:
+    """False for loopback, private, link-local (cloud metadata), multicast, reserved and unspecified IPs."""
+    try:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+    except ValueError:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return not (
+        ip.is_loopback or ip.is_private or ip.is_link_local or ip.is_multicast
+        or ip.is_reserved or ip.is_unspecified or not ip.is_global
+    )
+
+
+def origin(url: str) -> tuple[str, str, int | None]:
+    """(scheme, host, port) with the scheme's default port made explicit."""
+    parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    if port is None:
+        port = {"http": 80, "https": 443}.get(parts.scheme)
+    return parts.scheme, (parts.hostname or "").lower(), port

@@ -242,7 +242,11 @@ def _describe_failure(failure: Failure) -> tuple[str, str]:
     from scrapy.spidermiddlewares.httperror import HttpError
     from twisted.internet import error as net
 
+    from crawler.middlewares import RefusedAddress
+
     exc = failure.value
+    if isinstance(exc, RefusedAddress):
+        return "refused_address", str(exc)
     if isinstance(exc, HttpError):
         return f"http_{exc.response.status}", f"HTTP {exc.response.status}"
     if isinstance(exc, IgnoreRequest):
