@@ -161,12 +161,21 @@ class _StoreReader:
     def __init__(self, db_path: str):
         self.db = open_db(db_path)
 
-    def has_article(self, url: str) -> bool:
-        return self.db.execute("SELECT 1 FROM articles WHERE url = ?", [url]).fetchone() is not None
+    def known(self, url: str, topics) -> str | None:
+        """Why ``url`` needs no fetch for ``topics`` (stored, not an article, irrelevant), or None."""
+        if self.db.execute("SELECT 1 FROM articles WHERE url = ?", [url]).fetchone():
+            return "already stored"
+        outcomes = dict(self.db.execute("SELECT topic, outcome FROM url_outcomes WHERE url = ?", [url]).fetchall())
+        if "" in outcomes:
+            return "not an article (an earlier crawl)"
+        if outcomes and topics and all(t in outcomes for t in topics):
+            return "irrelevant to its topics (an earlier crawl)"
+        return None
 
 
 class SeenArticlesMiddleware:
-    """Skip articles whose canonical URL is already stored.
+    """Skip articles whose canonical URL is already stored, or was judged by an earlier crawl
+    (not an article; irrelevant to every topic asking for it).
 
     Checked twice: before the request (its canonical URL) and after the response (the
     page's own rel=canonical / og:url, when it names another URL of the same site).
@@ -184,8 +193,10 @@ class SeenArticlesMiddleware:
         return cls(_StoreReader(db_path), crawler.stats)
 
     def process_request(self, request):
-        if request.meta.get(ARTICLE) and self.reader.has_article(canonical_url(request.url)):
-            self._skip(request, "already stored")
+        if request.meta.get(ARTICLE):
+            why = self.reader.known(canonical_url(request.url), request.meta.get(TOPICS, ()))
+            if why:
+                self._skip(request, why)
         return None
 
     def process_response(self, request, response):
@@ -193,8 +204,9 @@ class SeenArticlesMiddleware:
             return response
         found = page_canonical(response.body, response.url)
         if found and found != canonical_url(request.url):
-            if self.reader.has_article(found):
-                self._skip(request, f"already stored as {found}")
+            why = self.reader.known(found, request.meta.get(TOPICS, ()))
+            if why:
+                self._skip(request, f"{why}: {found}")
             request.meta["news_canonical"] = found
         return response
 

@@ -98,6 +98,7 @@ _LABELS = {
     "discovered": "found",
     "skipped_seen": "seen",
     "skipped_old": "old",
+    "robots_blocked": "robots",
     "fetched": "fetched",
     "not_modified": "304",
     "not_article": "not art.",

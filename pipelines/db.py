@@ -23,6 +23,7 @@ COUNTERS = (
     "discovered",
     "skipped_seen",
     "skipped_old",
+    "robots_blocked",
     "fetched",
     "not_modified",
     "not_article",
@@ -76,7 +77,7 @@ def m001_initial(db: sqlite_utils.Database) -> None:
         foreign_keys=[("url", "articles", "url")],
     )
 
-    counters = {name: int for name in COUNTERS}
+    counters = {name: int for name in COUNTERS if name != "robots_blocked"}  # as shipped in m001
     db["crawl_runs"].create(
         {
             "id": int,
@@ -108,6 +109,22 @@ def m001_initial(db: sqlite_utils.Database) -> None:
         pk="id",
     )
     db["fetch_errors"].create_index(["run_id"])
+
+
+@migrations()
+def m002_url_outcomes(db: sqlite_utils.Database) -> None:
+    # pages fetched and not kept, so later crawls do not fetch them again:
+    # topic '' = the page itself (not an article); otherwise irrelevant to that topic
+    db["url_outcomes"].create(
+        {"url": str, "topic": str, "outcome": str, "reason": str, "run_id": int, "at": str},
+        pk=("url", "topic"),
+    )
+
+
+@migrations()
+def m003_robots_blocked(db: sqlite_utils.Database) -> None:
+    db["crawl_runs"].add_column("robots_blocked", int)
+    db["crawl_run_topics"].add_column("robots_blocked", int)
 
 
 def open_db(path: str | Path, *, migrate: bool = True) -> sqlite_utils.Database:

@@ -20,6 +20,7 @@ from scrapy.exceptions import DropItem
 
 from crawler.items import ArticleItem
 from crawler.stats import count
+from pipelines.drops import NotAnArticleDrop
 from pipelines.textnorm import content_hash
 
 logger = logging.getLogger(__name__)
@@ -168,6 +169,6 @@ class ExtractPipeline:
         if status == "not_article":
             count(self.stats, "not_article", item["topics"])
             logger.info("Not an article (%s): %s", payload, item["url"])
-            raise DropItem(f"not an article: {payload}", log_level="DEBUG")
+            raise NotAnArticleDrop(f"not an article: {payload}", log_level="DEBUG")
         item.update(payload)
         return item

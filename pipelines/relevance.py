@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import logging
 
-from scrapy.exceptions import DropItem, NotConfigured
+from scrapy.exceptions import NotConfigured
 
 from crawler.items import ArticleItem
 from crawler.stats import count
 from crawler.topics import load_topics
+from pipelines.drops import IrrelevantDrop
 
 logger = logging.getLogger(__name__)
 
@@ -52,7 +53,7 @@ class RelevancePipeline:
         if not matches:
             count(self.stats, "irrelevant")
             logger.info("Irrelevant to %s: %s", ", ".join(item["topics"]), item["url"])
-            raise DropItem("matches no topic query", log_level="DEBUG")
+            raise IrrelevantDrop("matches no topic query", log_level="DEBUG")
         item["topics"] = tuple(matches)
         item["matches"] = matches
         return item

@@ -13,11 +13,13 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 
+from scrapy import signals
 from scrapy.exceptions import NotConfigured
 
 from crawler.items import ArticleItem
 from crawler.stats import count
 from pipelines.db import open_db
+from pipelines.drops import IrrelevantDrop, NotAnArticleDrop
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +51,9 @@ class StorePipeline:
     A batch is also written when its oldest article has waited NEWS_STORE_FLUSH_SECONDS,
     and at the end of the crawl. An article whose URL is already stored is not written
     again (its new topics are still recorded) and counts as ``skipped_seen``.
+
+    Pages dropped as not an article, or as irrelevant to all their topics, are recorded in
+    ``url_outcomes`` (through the item_dropped signal) so later crawls do not fetch them again.
     """
 
     def __init__(self, crawler, db_path: str, batch_size: int, flush_seconds: float):
@@ -58,6 +63,7 @@ class StorePipeline:
         self.batch_size = max(1, batch_size)
         self.flush_seconds = flush_seconds
         self._buffer: list[dict] = []
+        self._outcomes: list[dict] = []
         self._executor: ThreadPoolExecutor | None = None
         self._db = None
         self._timer: asyncio.TimerHandle | None = None
@@ -69,12 +75,14 @@ class StorePipeline:
         db_path = settings.get("NEWS_DB")
         if not db_path:
             raise NotConfigured("NEWS_DB is not set")
-        return cls(
+        pipeline = cls(
             crawler,
             db_path,
             settings.getint("NEWS_STORE_BATCH_SIZE", 50),
             settings.getfloat("NEWS_STORE_FLUSH_SECONDS", 2.0),
         )
+        crawler.signals.connect(pipeline.item_dropped, signal=signals.item_dropped)
+        return pipeline
 
     # -- lifecycle ------------------------------------------------------------------
     def open_spider(self):
@@ -95,12 +103,23 @@ class StorePipeline:
         if not isinstance(item, ArticleItem):
             return item
         self._buffer.append(_row(item))
-        if len(self._buffer) >= self.batch_size:
+        await self._added()
+        return item
+
+    def item_dropped(self, item, response, exception, spider=None):
+        if not isinstance(exception, (NotAnArticleDrop, IrrelevantDrop)) or not isinstance(item, ArticleItem):
+            return
+        topics = [""] if isinstance(exception, NotAnArticleDrop) else list(item.get("topics") or ())
+        for topic in topics:
+            self._outcomes.append({"url": item["url"], "topic": topic, "outcome": exception.outcome, "reason": str(exception)})
+        asyncio.ensure_future(self._added())
+
+    async def _added(self) -> None:
+        if len(self._buffer) + len(self._outcomes) >= self.batch_size:
             await self._flush()
         elif self._timer is None:
             loop = asyncio.get_running_loop()
             self._timer = loop.call_later(self.flush_seconds, self._flush_later)
-        return item
 
     def _flush_later(self) -> None:
         self._timer = None
@@ -109,15 +128,16 @@ class StorePipeline:
         task.add_done_callback(self._flushing.discard)
 
     async def _flush(self) -> None:
-        if not self._buffer:
+        if not self._buffer and not self._outcomes:
             return
         batch, self._buffer = self._buffer, []
+        outcomes, self._outcomes = self._outcomes, []
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
         run_id = self.stats.get_value("news/run_id")
         try:
-            stored, seen = await asyncio.wrap_future(self._executor.submit(self._write, batch, run_id))
+            stored, seen = await asyncio.wrap_future(self._executor.submit(self._write, batch, outcomes, run_id))
         except Exception:
             logger.exception("Could not write %d article(s) to %s", len(batch), self.db_path)
             for row in batch:
@@ -130,11 +150,13 @@ class StorePipeline:
         logger.debug("Stored %d article(s), %d already present", len(stored), len(seen))
 
     # -- the writer thread ----------------------------------------------------------------
-    def _write(self, batch: list[dict], run_id: int | None) -> tuple[list[dict], list[dict]]:
+    def _write(self, batch: list[dict], outcomes: list[dict], run_id: int | None) -> tuple[list[dict], list[dict]]:
         db = self._db
         now = datetime.now(timezone.utc).isoformat(timespec="seconds")
         stored, seen = [], []
         with db.atomic():
+            if outcomes:
+                db["url_outcomes"].insert_all(({**o, "run_id": run_id, "at": now} for o in outcomes), replace=True)
             for row in batch:
                 exists = db.execute("SELECT 1 FROM articles WHERE url = ?", [row["url"]]).fetchone()
                 topic_rows = [

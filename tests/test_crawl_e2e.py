@@ -90,7 +90,7 @@ def test_discovery_reached_every_source_kind(crawled):
     stored = _articles(crawled)
     # an article found only through the gzipped sitemap, one only through the news sitemap,
     # one only through the JSON feed and one only through the listing page were all fetched
-    for kind in ("sitemap", "news_sitemap", "json", "listing"):
+    for kind in ("sitemap", "news_sitemap", "json_feed", "local_page"):
         only = [p for p, s in by_source.items() if s == [kind]]
         assert only, f"manifest has no article listed only in {kind}"
         assert any(_path_fetched(paths, p) for p in only), f"no {kind}-only article was fetched"
@@ -179,7 +179,9 @@ def test_summary_counts_recorded_and_logged(crawled):
     stored_count = db.execute("select count(*) from articles").fetchone()[0]
     assert first["stored"] == stored_count
     assert first["irrelevant"] >= 3 and first["errors"] == 0
-    assert first["discovered"] == first["fetched"] + first["skipped_seen"] + first["errors"]
+    assert first["discovered"] == first["fetched"] + first["skipped_seen"] + first["errors"] + first["robots_blocked"]
+    assert first["robots_blocked"] == len(crawled["manifest"]["robots_disallowed"])
+    assert first["fetched"] == first["stored"] + first["irrelevant"] + first["not_article"]
     assert second["stored"] == 0 and second["fetched"] == 0 and second["not_modified"] >= 4
     per_topic = {r["topic"]: r for r in db["crawl_run_topics"].rows_where("run_id = ?", [first["id"]])}
     assert set(per_topic) == {"ai-model-theft", "city-budget"}

@@ -227,8 +227,11 @@ class NewsSpider(scrapy.Spider):
         request = failure.request
         topics = request.meta.get(TOPICS, ())
         kind, detail = _describe_failure(failure)
+        if kind == "robots":
+            count(self.crawler.stats, "robots_blocked", topics)
+            return
         if kind == "ignored":
-            return  # robots.txt, seen articles, refused addresses: counted where they were decided
+            return  # seen articles: counted where they were decided
         count(self.crawler.stats, "errors", topics)
         logger.warning("Failed %s (%s): %s", request.url, kind, detail)
         self._fail(request.url, kind, detail, topics)
@@ -250,7 +253,8 @@ def _describe_failure(failure: Failure) -> tuple[str, str]:
     if isinstance(exc, HttpError):
         return f"http_{exc.response.status}", f"HTTP {exc.response.status}"
     if isinstance(exc, IgnoreRequest):
-        return "ignored", str(exc)
+        # RobotsTxtMiddleware raises a plain IgnoreRequest with this message
+        return ("robots" if "robots.txt" in str(exc) else "ignored"), str(exc)
     if isinstance(exc, (net.TimeoutError, net.TCPTimedOutError)):
         return "timeout", str(exc)
     if isinstance(exc, net.DNSLookupError):
