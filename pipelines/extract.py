@@ -13,6 +13,7 @@ import multiprocessing
 import os
 import zlib
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -143,9 +144,18 @@ class ExtractPipeline:
         return cls(crawler.stats, workers, options)
 
     def open_spider(self):
-        context = multiprocessing.get_context("forkserver")
-        self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=context, initializer=_worker_init)
+        self._pool = self._new_pool()
         logger.info("Extraction pool: %d worker process(es)", self.workers)
+
+    def _new_pool(self) -> ProcessPoolExecutor:
+        context = multiprocessing.get_context("forkserver")
+        return ProcessPoolExecutor(max_workers=self.workers, mp_context=context, initializer=_worker_init)
+
+    def _restart_pool(self) -> None:
+        broken, self._pool = self._pool, self._new_pool()
+        if broken is not None:
+            broken.shutdown(wait=False, cancel_futures=True)
+        logger.warning("Extraction pool restarted after a worker died")
 
     def close_spider(self):
         if self._pool is not None:
@@ -155,11 +165,17 @@ class ExtractPipeline:
     async def process_item(self, item):
         if not isinstance(item, ArticleItem):
             return item
-        future = self._pool.submit(
-            _extract_job, item["html"], item.get("encoding"), item["url"], item.get("hints"), self.options
-        )
+        args = (item["html"], item.get("encoding"), item["url"], item.get("hints"), self.options)
         try:
-            status, payload = await asyncio.wrap_future(future)
+            pool = self._pool
+            try:
+                status, payload = await asyncio.wrap_future(pool.submit(_extract_job, *args))
+            except BrokenProcessPool:
+                # a worker died (killed, out of memory, a crash in a C extension): start a new
+                # pool (once, however many pages were waiting on the broken one) and retry
+                if self._pool is pool:
+                    self._restart_pool()
+                status, payload = await asyncio.wrap_future(self._pool.submit(_extract_job, *args))
         except Exception as exc:  # a crashed worker or a bug: count it, keep crawling
             count(self.stats, "errors", item["topics"])
             logger.error("Extraction failed for %s: %r", item["url"], exc)
