@@ -31,5 +31,6 @@ class ArticleItem(scrapy.Item):
     word_count = scrapy.Field()
     content_hash = scrapy.Field()
     html_zlib = scrapy.Field(serializer=lambda _: None)
+    block_keys = scrapy.Field(serializer=lambda _: None)  # keys of the page's short text blocks (template removal)
     # set by RelevancePipeline: {topic: [matched terms]}
     matches = scrapy.Field()

@@ -37,6 +37,17 @@ NEWS_RETRY_AFTER_MAX = 120
 # Exponential back-off between retries: base * 2**(attempt-1) seconds.
 NEWS_RETRY_BACKOFF_BASE = 1.0
 
+# Site-template removal (pipelines/template.py): a short text block (at most
+# NEWS_TEMPLATE_MAX_BLOCK_CHARS characters) found on NEWS_TEMPLATE_MIN_PAGES or more pages
+# of one site is boilerplate and is removed from that site's article text.
+NEWS_TEMPLATE_REMOVAL = True
+NEWS_TEMPLATE_MIN_PAGES = 3
+NEWS_TEMPLATE_MAX_BLOCK_CHARS = 300
+# Per-site extraction rules for hard cases, by host (a rule for "example.com" also covers
+# its subdomains): {"example.com": {"prune_xpath": ["//div[@class='featured']"]}}.
+# On the command line: -s 'NEWS_SITE_RULES={"example.com": {"prune_xpath": "//aside"}}'
+NEWS_SITE_RULES = {}
+
 # Fetch links that point at loopback/private/link-local addresses even when they are not
 # on one of the topics' configured source origins (off: a server daemon must not be
 # steered into its own network by a feed).
@@ -77,6 +88,7 @@ DOWNLOADER_MIDDLEWARES = {
 
 ITEM_PIPELINES = {
     "pipelines.extract.ExtractPipeline": 200,
+    "pipelines.template.TemplatePipeline": 250,
     "pipelines.relevance.RelevancePipeline": 300,
     "pipelines.store.StorePipeline": 900,
 }

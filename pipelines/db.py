@@ -127,6 +127,15 @@ def m003_robots_blocked(db: sqlite_utils.Database) -> None:
     db["crawl_run_topics"].add_column("robots_blocked", int)
 
 
+@migrations()
+def m004_site_blocks(db: sqlite_utils.Database) -> None:
+    # per site, how many pages each short text block appeared on (site-template removal)
+    db["site_blocks"].create(
+        {"host": str, "key": int, "pages": int, "last_seen": str},
+        pk=("host", "key"),
+    )
+
+
 def open_db(path: str | Path, *, migrate: bool = True) -> sqlite_utils.Database:
     """Open (and create) the store at ``path``: WAL, busy timeout, schema up to date."""
     path = Path(path)

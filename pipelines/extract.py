@@ -14,7 +14,7 @@ import os
 import zlib
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from scrapy.exceptions import DropItem
@@ -22,7 +22,7 @@ from scrapy.exceptions import DropItem
 from crawler.items import ArticleItem
 from crawler.stats import count
 from pipelines.drops import NotAnArticleDrop
-from pipelines.textnorm import content_hash
+from pipelines.textnorm import block_key, content_hash
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +33,17 @@ __all__ = ["ExtractOptions", "extract", "ExtractPipeline", "NotAnArticle"]
 class ExtractOptions:
     min_text_chars: int = 400
     keep_raw_html: bool = True
+    template_block_chars: int = 300  # NEWS_TEMPLATE_MAX_BLOCK_CHARS
+    site_rules: dict = field(default_factory=dict)  # NEWS_SITE_RULES
+
+    def rules_for(self, host: str) -> dict:
+        """The NEWS_SITE_RULES entry for ``host`` or its closest parent domain."""
+        host = host.lower()
+        while host:
+            if host in self.site_rules:
+                return self.site_rules[host]
+            host = host.partition(".")[2]
+        return {}
 
 
 class NotAnArticle(Exception):
@@ -52,12 +63,21 @@ def extract(body: bytes, encoding: str | None, url: str, hints: dict | None, opt
     import trafilatura  # imported in the worker process
 
     hints = hints or {}
+    from trafilatura.utils import load_html
+
     html = decode_html(body, encoding)
     if not html.strip():
         raise NotAnArticle("empty page")
+    tree = load_html(html)
+    if tree is None:
+        raise NotAnArticle("not parseable as HTML")
+    keys = html_block_keys(tree, options.template_block_chars)  # before trafilatura prunes the tree
+    host = (urlsplit(url).hostname or "").lower()
+    prune_xpath = options.rules_for(host).get("prune_xpath") or None
     doc = trafilatura.bare_extraction(
-        html,
+        tree,
         url=url,
+        prune_xpath=prune_xpath,
         with_metadata=True,
         include_comments=False,
         include_tables=True,
@@ -83,7 +103,7 @@ def extract(body: bytes, encoding: str | None, url: str, hints: dict | None, opt
         "published_source": published_source,
         "authors": _clean(data.get("author")),
         "sitename": _clean(data.get("sitename")),
-        "hostname": (urlsplit(url).hostname or "").lower(),
+        "hostname": host,
         "language": _clean(data.get("language")),
         "description": _clean(data.get("description")),
         "tags": json.dumps(_tags(data), ensure_ascii=False),
@@ -91,8 +111,22 @@ def extract(body: bytes, encoding: str | None, url: str, hints: dict | None, opt
         "word_count": len(text.split()),
         "content_hash": content_hash(text),
         "html_zlib": zlib.compress(body, 6) if options.keep_raw_html else None,
+        "block_keys": keys,
     }
     return result
+
+
+_BLOCK_TAGS = ("p", "li", "h1", "h2", "h3", "h4", "h5", "h6", "a", "dt", "dd", "td", "th", "blockquote", "figcaption", "caption")
+
+
+def html_block_keys(tree, max_chars: int) -> list[int]:
+    """Keys of the page's short text blocks, for site-template removal (pipelines/template.py)."""
+    keys = set()
+    for element in tree.iter(_BLOCK_TAGS):
+        text = " ".join(element.itertext()).strip()
+        if text and len(text) <= max_chars:
+            keys.add(block_key(text))
+    return list(keys)
 
 
 def _clean(value) -> str | None:
@@ -124,6 +158,20 @@ def _worker_init() -> None:
     import trafilatura  # noqa: F401  warm the import once per worker
 
 
+def _site_rules(settings) -> dict:
+    try:
+        rules = settings.getdict("NEWS_SITE_RULES")
+    except ValueError as exc:
+        raise ValueError(f"NEWS_SITE_RULES is not valid JSON: {exc}") from None
+    for host, rule in rules.items():
+        if not isinstance(rule, dict) or set(rule) - {"prune_xpath"}:
+            raise ValueError(
+                f"NEWS_SITE_RULES[{host!r}] = {rule!r}: each rule is a dict with a 'prune_xpath' "
+                "(one XPath or a list), e.g. {\"example.com\": {\"prune_xpath\": [\"//aside\"]}}"
+            )
+    return {host.lower(): rule for host, rule in rules.items()}
+
+
 class ExtractPipeline:
     """Runs :func:`extract` in a process pool sized to the machine (NEWS_EXTRACT_WORKERS)."""
 
@@ -140,6 +188,8 @@ class ExtractPipeline:
         options = ExtractOptions(
             min_text_chars=settings.getint("NEWS_MIN_TEXT_CHARS", 400),
             keep_raw_html=settings.getbool("NEWS_KEEP_RAW_HTML", True),
+            site_rules=_site_rules(settings),
+            template_block_chars=settings.getint("NEWS_TEMPLATE_MAX_BLOCK_CHARS", 300),
         )
         return cls(crawler.stats, workers, options)
 

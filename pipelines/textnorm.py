@@ -6,7 +6,7 @@ import hashlib
 import re
 import unicodedata
 
-__all__ = ["normalise_text", "content_hash", "words"]
+__all__ = ["normalise_text", "content_hash", "words", "block_key"]
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 
@@ -24,3 +24,9 @@ def normalise_text(text: str) -> str:
 def content_hash(text: str) -> str:
     """sha1 of the normalised text: exact copies (whatever their markup) share it."""
     return hashlib.sha1(normalise_text(text).encode("utf-8")).hexdigest()
+
+
+def block_key(block: str) -> int:
+    """A signed 64-bit key of a text block's normalised words (fits an SQLite INTEGER)."""
+    digest = hashlib.blake2b(normalise_text(block).encode("utf-8"), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)

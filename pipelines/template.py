@@ -1,0 +1,184 @@
+"""Site-template removal: text blocks that repeat across a site's pages are not article text.
+
+trafilatura leaks some boilerplate in known layouts (e.g. a creati.ai-style "Featured" list
+of ad cards inside the article container). Such blocks repeat on every page of the site,
+which is how they are caught here:
+
+* every page's short text blocks (paragraphs, list items, headings, links, table cells)
+  are read from its HTML in the extraction worker, whatever trafilatura kept;
+* per site (host), each block's key is counted once per page (``site_blocks``, kept
+  across crawls);
+* the extracted text is split into its lines, and each line is looked up;
+* a block seen on at least ``NEWS_TEMPLATE_MIN_PAGES`` distinct pages of the site is
+  template, and is removed from the site's articles;
+* never removed: blocks longer than ``NEWS_TEMPLATE_MAX_BLOCK_CHARS`` (article paragraphs
+  are long; card blurbs, navigation, bylines and promos are short), and blocks sharing two
+  or more title words with the article's own title (a series' recurring background line);
+* the first pages of a site are stored before the template is known: at the end of the
+  crawl, this crawl's articles of every site with template blocks are cleaned again.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timezone
+
+from scrapy import signals
+from scrapy.exceptions import NotConfigured
+
+from crawler.items import ArticleItem
+from pipelines.db import open_db
+from pipelines.textnorm import block_key, content_hash, words
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["SiteTemplates", "TemplatePipeline"]
+
+_STOP = frozenset(
+    "the a an and or of to in on for with from by at as is are was were be been this that these those "
+    "it its into over after before about than more most new says said will would could can has have had "
+    "not but who what when where how why which".split()
+)
+
+
+def _title_words(title: str | None) -> set[str]:
+    return {w for w in words(title or "") if len(w) > 3 and w not in _STOP}
+
+
+class SiteTemplates:
+    """Counts of short text blocks per site, and the cleaning that follows from them.
+
+    ``load(host)`` is called with each host's stored counts before its first page; the
+    counts added by this crawl are returned by ``changes()`` for saving.
+    """
+
+    def __init__(self, min_pages: int = 3, max_block_chars: int = 300):
+        if min_pages < 2:
+            raise ValueError(f"min_pages={min_pages}: a block must repeat on at least 2 pages to be template (3 or more is safer)")
+        self.min_pages = min_pages
+        self.max_block_chars = max_block_chars
+        self._counts: dict[str, dict[int, int]] = {}
+        self._dirty: set[tuple[str, int]] = set()
+
+    def knows(self, host: str) -> bool:
+        return host in self._counts
+
+    def load(self, host: str, counts: dict[int, int]) -> None:
+        self._counts[host] = dict(counts)
+
+    def observe(self, host: str, keys) -> None:
+        """Count the block keys of one page of ``host`` (each key once per page)."""
+        counts = self._counts.setdefault(host, {})
+        for key in set(keys):
+            counts[key] = counts.get(key, 0) + 1
+            self._dirty.add((host, key))
+
+    def has_template(self, host: str) -> bool:
+        return any(n >= self.min_pages for n in self._counts.get(host, {}).values())
+
+    def clean(self, host: str, text: str, title: str | None = None) -> tuple[str, int]:
+        """``text`` without the site's template blocks, and how many lines were removed."""
+        counts = self._counts.get(host)
+        if not counts:
+            return text, 0
+        protected = _title_words(title)
+        kept, removed = [], 0
+        for line in text.split("\n"):
+            block = line.strip()
+            if (
+                block
+                and len(block) <= self.max_block_chars
+                and counts.get(block_key(block), 0) >= self.min_pages
+                and len(protected & set(words(block))) < 2
+            ):
+                removed += 1
+                continue
+            kept.append(line)
+        return "\n".join(kept).strip(), removed
+
+    def changes(self) -> list[dict]:
+        rows = [{"host": host, "key": key, "pages": self._counts[host][key]} for host, key in self._dirty]
+        self._dirty.clear()
+        return rows
+
+
+class TemplatePipeline:
+    """Learns each site's template blocks and removes them from article text (see module doc).
+
+    Settings: NEWS_TEMPLATE_MIN_PAGES (3), NEWS_TEMPLATE_MAX_BLOCK_CHARS (300),
+    NEWS_TEMPLATE_REMOVAL (True).
+    """
+
+    def __init__(self, crawler, db_path: str, templates: SiteTemplates):
+        self.stats = crawler.stats
+        self.db_path = db_path
+        self.templates = templates
+        self.db = None
+        self._hosts_this_crawl: set[str] = set()
+
+    @classmethod
+    def from_crawler(cls, crawler):
+        settings = crawler.settings
+        if not settings.getbool("NEWS_TEMPLATE_REMOVAL", True):
+            raise NotConfigured("NEWS_TEMPLATE_REMOVAL is off")
+        templates = SiteTemplates(
+            min_pages=settings.getint("NEWS_TEMPLATE_MIN_PAGES", 3),
+            max_block_chars=settings.getint("NEWS_TEMPLATE_MAX_BLOCK_CHARS", 300),
+        )
+        pipeline = cls(crawler, settings.get("NEWS_DB"), templates)
+        # pipelines close in parallel: re-clean once they all have, when the store is complete
+        crawler.signals.connect(pipeline.spider_closed, signal=signals.spider_closed)
+        return pipeline
+
+    def open_spider(self):
+        self.db = open_db(self.db_path)
+
+    def process_item(self, item):
+        if not isinstance(item, ArticleItem) or not item.get("text"):
+            return item
+        host = item.get("hostname") or ""
+        if not self.templates.knows(host):
+            rows = self.db.execute("SELECT key, pages FROM site_blocks WHERE host = ?", [host]).fetchall()
+            self.templates.load(host, dict(rows))
+        self._hosts_this_crawl.add(host)
+        self.templates.observe(host, item.get("block_keys") or ())
+        item["block_keys"] = None
+        text, removed = self.templates.clean(host, item["text"], item.get("title"))
+        if removed:
+            self.stats.inc_value("news/template_lines_removed", removed)
+            _set_text(item, text)
+        return item
+
+    def spider_closed(self, spider, reason):
+        """Save the counts, then clean this crawl's early articles of sites whose template emerged."""
+        if self.db is None:
+            return
+        now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        with self.db.atomic():
+            self.db["site_blocks"].upsert_all(({**row, "last_seen": now} for row in self.templates.changes()), pk=("host", "key"))
+        run_id = self.stats.get_value("news/run_id")
+        recleaned = 0
+        for host in sorted(self._hosts_this_crawl):
+            if not self.templates.has_template(host):
+                continue
+            rows = self.db.execute("SELECT url, title, text FROM articles WHERE hostname = ? AND run_id = ?", [host, run_id]).fetchall()
+            with self.db.atomic():
+                for url, title, text in rows:
+                    cleaned, removed = self.templates.clean(host, text or "", title)
+                    if removed:
+                        self.db["articles"].update(url, _text_fields(cleaned))
+                        recleaned += 1
+        if recleaned:
+            logger.info("Cleaned %d article(s) again once their site's template was known", recleaned)
+            self.stats.inc_value("news/template_recleaned", recleaned)
+        self.db.close()
+        self.db = None
+
+
+def _text_fields(text: str) -> dict:
+    return {"text": text, "content_hash": content_hash(text), "word_count": len(text.split())}
+
+
+def _set_text(item: ArticleItem, text: str) -> None:
+    for key, value in _text_fields(text).items():
+        item[key] = value

@@ -1,0 +1,77 @@
+"""Site-template removal: the creati.ai "Featured" card list never reaches article text."""
+
+from __future__ import annotations
+
+import re
+
+from demo.server import FixtureServer
+from pipelines.template import SiteTemplates
+from pipelines.textnorm import block_key
+from tests.conftest import open_store, run_crawl
+from tests.resources import featured_site
+
+
+def _collapse(text: str) -> str:
+    return re.sub(r"\s+", " ", text).strip()
+
+
+def test_featured_cards_removed_in_every_layout(tmp_path):
+    server = FixtureServer()
+    with server:
+        pages, articles = featured_site.build(server.base)
+        server.pages.update(pages)
+        topics = tmp_path / "topics.toml"
+        topics.write_text(f'[[topic]]\nname = "ai"\nmax_age_days = 0\nfeeds = ["{server.base}/feed.xml"]\n')
+        result = run_crawl(topics, tmp_path / "news.db")
+    assert result.returncode == 0, result.stderr[-3000:]
+    db = open_store(tmp_path / "news.db")
+    texts = {row["url"].split("/news/")[1]: _collapse(row["text"]) for row in db["articles"].rows}
+    assert len(texts) == len(articles) >= 5
+    cards = featured_site._manifest()["featured_cards"]
+    for article in articles:
+        text = texts[article["path"].split("/news/")[1]]
+        for card in cards:
+            assert card["description"] not in text, (article["variant"], card["name"])
+            assert card["name"] not in text.split(" Featured ")[-1], (article["variant"], card["name"])
+        assert "Featured" not in text.split(". ")[-1]
+        for paragraph in article["paragraphs"]:
+            assert _collapse(paragraph) in text, (article["variant"], paragraph[:50])
+
+
+def test_without_template_removal_some_layout_leaks(tmp_path):
+    """The same crawl with template removal off leaks cards: the test above can fail."""
+    server = FixtureServer()
+    with server:
+        pages, _ = featured_site.build(server.base)
+        server.pages.update(pages)
+        topics = tmp_path / "topics.toml"
+        topics.write_text(f'[[topic]]\nname = "ai"\nmax_age_days = 0\nfeeds = ["{server.base}/feed.xml"]\n')
+        run_crawl(topics, tmp_path / "news.db", "-s", "NEWS_TEMPLATE_REMOVAL=False")
+    text = " ".join(row["text"] for row in open_store(tmp_path / "news.db")["articles"].rows)
+    cards = featured_site._manifest()["featured_cards"]
+    assert any(card["description"] in _collapse(text) for card in cards)
+
+
+def _keys(text):
+    return [block_key(b) for b in text.split("\n")]
+
+
+def test_site_templates_unit():
+    t = SiteTemplates(min_pages=3)
+    story = "A long paragraph of the article's own text. " * 10
+    for i in range(3):
+        t.observe("ex.com", _keys(f"Title {i}\n{story}{i}\nSubscribe to our newsletter\nQuillPilot\nWrites posts for you."))
+    cleaned, removed = t.clean("ex.com", "Title 9\nOwn paragraph.\nSubscribe to our newsletter\nQuillPilot\nWrites posts for you.")
+    assert removed == 3 and cleaned == "Title 9\nOwn paragraph."
+    # other sites are untouched; a block sharing two title words is kept
+    assert t.clean("other.org", "QuillPilot")[1] == 0
+    t2 = SiteTemplates(min_pages=3)
+    for i in range(3):
+        t2.observe("ex.com", _keys("Background: Anthropic sued Alibaba over Claude in November."))
+    kept, removed = t2.clean("ex.com", "Background: Anthropic sued Alibaba over Claude in November.", title="Anthropic v Alibaba: day two")
+    assert removed == 0 and kept
+    # seen on two pages only: not template yet
+    t3 = SiteTemplates(min_pages=3)
+    for i in range(2):
+        t3.observe("ex.com", _keys("Shared line"))
+    assert t3.clean("ex.com", "Shared line")[1] == 0
