@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import resource
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -76,6 +77,8 @@ class CrawlRunRecorder:
         if self.db is None:
             return
         self._write_errors()
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        self.stats.set_value("news/main_process_cpu_seconds", round(usage.ru_utime + usage.ru_stime, 2))
         total = totals(self.stats, COUNTERS)
         per_topic = {t: topic_counts(self.stats, t, COUNTERS) for t in self.topics}
         status = _STATUS.get(reason, "failed")

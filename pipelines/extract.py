@@ -110,7 +110,7 @@ def extract(body: bytes, encoding: str | None, url: str, hints: dict | None, opt
         "image": _clean(data.get("image")),
         "word_count": len(text.split()),
         "content_hash": content_hash(text),
-        "html_zlib": zlib.compress(body, 6) if options.keep_raw_html else None,
+        "html_zlib": zlib.compress(body, 1) if options.keep_raw_html else None,  # level 1: 3x faster than 6, ~15% larger
         "block_keys": keys,
     }
     return result
