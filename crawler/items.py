@@ -10,6 +10,7 @@ class ArticleItem(scrapy.Item):
     url = scrapy.Field()  # canonical URL (primary key in the store)
     fetched_url = scrapy.Field()  # the URL requested
     topics = scrapy.Field()  # names of the topics whose sources listed this article
+    sources = scrapy.Field()  # [{topic, kind, source, query}]: which feed, sitemap, page or search found it
     hints = scrapy.Field()  # {title, published, published_source} from the feed or sitemap
     html = scrapy.Field(serializer=lambda _: None)  # response body (bytes); dropped after extraction
     encoding = scrapy.Field()

@@ -124,6 +124,9 @@ class NetworkSafetyMiddleware:
         except TopicsError:
             topics = ()  # the spider reports the problem and stops
         allowed = set().union(*(t.source_origins() for t in topics)) if topics else set()
+        if any(t.search for t in topics):
+            for name in ("NEWS_GOOGLE_NEWS_URL", "NEWS_BING_NEWS_URL", "NEWS_GDELT_URL"):
+                allowed.add(origin(crawler.settings.get(name) or ""))
         return cls(allowed, crawler.settings.getbool("NEWS_ALLOW_PRIVATE_NETWORKS", False))
 
     async def process_request(self, request):

@@ -53,11 +53,26 @@ NEWS_SITE_RULES = {}
 # steered into its own network by a feed).
 NEWS_ALLOW_PRIVATE_NETWORKS = False
 
+# News-search services (a topic's `search = [...]`): base URLs (path and query are built
+# by the crawler), Google News language and country, and the per-service rate limits.
+NEWS_GOOGLE_NEWS_URL = "https://news.google.com"
+NEWS_GOOGLE_NEWS_HL = "en-US"
+NEWS_GOOGLE_NEWS_GL = "US"
+NEWS_BING_NEWS_URL = "https://www.bing.com"
+NEWS_GDELT_URL = "https://api.gdeltproject.org"
+
 # --- Politeness ----------------------------------------------------------------
 # "{contact}" is filled in from NEWS_CONTACT by crawler.middlewares.ContactUserAgentMiddleware.
 USER_AGENT = "newscrawler/0.1 (+{contact})"
 ROBOTSTXT_OBEY = True
 CONCURRENT_REQUESTS = 16
+# Search services get one slot each (whatever their host): one request at a time, spaced
+# as each service asks (GDELT: one request every 5 seconds).
+DOWNLOAD_SLOTS = {
+    "search-google_news": {"concurrency": 1, "delay": 1.0},
+    "search-bing_news": {"concurrency": 1, "delay": 1.0},
+    "search-gdelt": {"concurrency": 1, "delay": 5.0},
+}
 CONCURRENT_REQUESTS_PER_DOMAIN = 4
 DOWNLOAD_DELAY = 0.25
 AUTOTHROTTLE_ENABLED = True

@@ -24,7 +24,8 @@ __all__ = ["Topic", "TopicsError", "load_topics", "select_topics"]
 
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 _URL_LISTS = ("feeds", "sitemaps", "pages")
-_KNOWN = {"name", "query", "max_age_days", "schedule", *_URL_LISTS}
+_KNOWN = {"name", "query", "max_age_days", "schedule", "search", *_URL_LISTS}
+SEARCH_SERVICES = ("google_news", "bing_news", "gdelt")
 DEFAULT_MAX_AGE_DAYS = 7
 
 
@@ -41,6 +42,7 @@ class Topic:
     pages: tuple[str, ...] = ()
     max_age_days: int = DEFAULT_MAX_AGE_DAYS
     schedule: str | None = None  # a cron expression, read by scheduler.py
+    search: tuple[str, ...] = ()  # news-search services that run the query
     extra: dict = field(default_factory=dict, compare=False, repr=False)
 
     def match(self, text: str) -> frozenset[str] | None:
@@ -123,8 +125,15 @@ def _parse_topic(entry: object, where: str) -> Topic:
             raise TopicsError(f"{where}, field 'query': {exc}") from None
 
     lists = {key: _url_list(entry.get(key, []), f"{where}, field '{key}'") for key in _URL_LISTS}
-    if not any(lists.values()):
-        raise TopicsError(f"{where}: no sources; give at least one of feeds, sitemaps or pages (lists of http(s) URLs)")
+    search = entry.get("search", [])
+    if isinstance(search, str):
+        search = [search]
+    if not isinstance(search, list) or any(s not in SEARCH_SERVICES for s in search):
+        raise TopicsError(f"{where}, field 'search': {search!r}: use a list of {', '.join(SEARCH_SERVICES)}")
+    if search and query is None:
+        raise TopicsError(f"{where}, field 'search': searching needs a query: add query = '...' to the topic")
+    if not any(lists.values()) and not search:
+        raise TopicsError(f"{where}: no sources; give at least one of feeds, sitemaps or pages (lists of http(s) URLs), or search")
 
     max_age = entry.get("max_age_days", DEFAULT_MAX_AGE_DAYS)
     if isinstance(max_age, bool) or not isinstance(max_age, int) or max_age < 0:
@@ -134,7 +143,7 @@ def _parse_topic(entry: object, where: str) -> Topic:
     if schedule is not None and (not isinstance(schedule, str) or not schedule.strip()):
         raise TopicsError(f"{where}, field 'schedule': must be a cron expression string such as \"0 6 * * *\"")
 
-    return Topic(name=name, query=query, max_age_days=max_age, schedule=schedule, **lists)
+    return Topic(name=name, query=query, max_age_days=max_age, schedule=schedule, search=tuple(dict.fromkeys(search)), **lists)
 
 
 def _url_list(value: object, where: str) -> tuple[str, ...]:

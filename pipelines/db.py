@@ -136,6 +136,16 @@ def m004_site_blocks(db: sqlite_utils.Database) -> None:
     )
 
 
+@migrations()
+def m005_article_sources(db: sqlite_utils.Database) -> None:
+    # which feed, sitemap, listing page or news search (and query) found each article
+    db["article_sources"].create(
+        {"url": str, "topic": str, "kind": str, "source": str, "query": str, "run_id": int, "found_at": str},
+        pk=("url", "topic", "kind", "source"),
+    )
+    db["article_sources"].create_index(["kind"])
+
+
 def open_db(path: str | Path, *, migrate: bool = True) -> sqlite_utils.Database:
     """Open (and create) the store at ``path``: WAL, busy timeout, schema up to date."""
     path = Path(path)

@@ -163,6 +163,8 @@ class StorePipeline:
                     {"url": row["url"], "topic": t, "matched": json.dumps(row["matches"].get(t, [])), "run_id": run_id, "added_at": now}
                     for t in row["topics"]
                 ]
+                source_rows = [{"url": row["url"], **src, "run_id": run_id, "found_at": now} for src in row["sources"] if src["topic"] in row["topics"]]
+                db["article_sources"].insert_all(source_rows, ignore=True)
                 if exists:
                     seen.append(row)
                     db["article_topics"].insert_all(topic_rows, ignore=True)
@@ -190,6 +192,7 @@ def _row(item: ArticleItem) -> dict:
     row = {k: item.get(k) for k in ARTICLE_COLUMNS}
     row.update(
         topics=tuple(item.get("topics") or ()),
+        sources=list(item.get("sources") or ()),
         matches=item.get("matches") or {},
         html_zlib=item.get("html_zlib"),
         status=item.get("status"),

@@ -30,9 +30,10 @@ from crawler.discovery import (
     sitemaps_from_robots,
 )
 from crawler.items import ArticleItem
+from crawler.search import SearchResponseError, bing_publisher_url, parse_results, resolve_google_link, search_url, translate
 from crawler.stats import count
 from crawler.topics import Topic, TopicsError, load_topics, select_topics
-from crawler.urls import canonical_url
+from crawler.urls import canonical_url, origin
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +41,9 @@ logger = logging.getLogger(__name__)
 TOPICS = "news_topics"  # tuple of topic names
 ARTICLE = "news_article"  # True on article requests
 HINTS = "news_hints"  # what the source said: title, published, published_source
-SOURCE = "news_source"  # feed | sitemap | robots | page, on discovery requests
+SOURCE = "news_source"  # feed | sitemap | robots | page | a search service, on discovery requests
+SEARCH_QUERY = "news_search_query"  # the query sent to a search service
+KEY = "news_key"  # the canonical URL an article was scheduled under (before redirects)
 
 
 class NewsSpider(scrapy.Spider):
@@ -50,8 +53,9 @@ class NewsSpider(scrapy.Spider):
         super().__init__(*args, **kwargs)
         self.topic_filter = topic
         self.topics: tuple[Topic, ...] = ()
-        # canonical URL -> topics, for articles scheduled in this crawl
-        self._scheduled: dict[str, set[str]] = {}
+        # canonical URL -> (topics, sources) for articles scheduled in this crawl; a source
+        # is (topic, kind, source URL, search query or "")
+        self._scheduled: dict[str, tuple[set[str], set[tuple[str, str, str, str]]]] = {}
 
     @classmethod
     def from_crawler(cls, crawler, *args, **kwargs):
@@ -68,6 +72,12 @@ class NewsSpider(scrapy.Spider):
         else:
             spider.config_error = None
         spider._link_extractor = LinkExtractor(unique=True)
+        spider.search_bases = {
+            "google_news": settings.get("NEWS_GOOGLE_NEWS_URL", "https://news.google.com"),
+            "bing_news": settings.get("NEWS_BING_NEWS_URL", "https://www.bing.com"),
+            "gdelt": settings.get("NEWS_GDELT_URL", "https://api.gdeltproject.org"),
+        }
+        spider.google_locale = (settings.get("NEWS_GOOGLE_NEWS_HL", "en-US"), settings.get("NEWS_GOOGLE_NEWS_GL", "US"))
         return spider
 
     # -- start ------------------------------------------------------------------------
@@ -90,6 +100,19 @@ class NewsSpider(scrapy.Spider):
                 sources.setdefault(("page", url), set()).add(topic.name)
         for (kind, url), names in sources.items():
             yield self._source_request(url, kind, tuple(sorted(names)))
+        for topic in self.topics:
+            for service in topic.search:
+                query = translate(topic.query, service)
+                url = search_url(service, self.search_bases[service], query, max_age_days=topic.max_age_days, locale=self.google_locale)
+                logger.info("Searching %s for topic %s: %s", service, topic.name, query)
+                yield scrapy.Request(
+                    url,
+                    callback=self.parse_search,
+                    errback=self.on_error,
+                    meta={TOPICS: (topic.name,), SOURCE: service, SEARCH_QUERY: query, "download_slot": f"search-{service}"},
+                    dont_filter=True,
+                    priority=10,
+                )
 
     def _source_request(self, url: str, kind: str, topics: tuple[str, ...]) -> scrapy.Request:
         callback = {
@@ -157,6 +180,38 @@ class NewsSpider(scrapy.Spider):
         logger.info("Listing page %s: %d article link(s)", response.url, len(links))
         yield from self._schedule(links, response, "page")
 
+    def parse_search(self, response: Response):
+        service = response.meta[SOURCE]
+        topics = response.meta[TOPICS]
+        try:
+            found = parse_results(service, response.body, response.url)
+        except SearchResponseError as exc:
+            count(self.crawler.stats, "errors", topics)
+            logger.warning("%s returned a malformed response for %s: %s", service, topics[0], exc)
+            self._fail(response.url, "bad_search_response", str(exc), topics)
+            return
+        logger.info("%s: %d result(s) for topic %s", service, len(found), topics[0])
+        candidates = []
+        for candidate in found:
+            url = self._publisher_url(service, candidate.url)
+            if url is None:
+                self.crawler.stats.inc_value("news/search_unresolved")
+                self._fail(candidate.url, "unresolved_link", f"{service}: no publisher URL in the link", topics)
+                continue
+            candidates.append(Candidate(url, candidate.title, candidate.published))
+        yield from self._schedule(candidates, response, service)
+
+    def _publisher_url(self, service: str, link: str) -> str | None:
+        """The publisher's URL for a search result link (a Google link may need a fetch)."""
+        if service == "bing_news":
+            return bing_publisher_url(link)
+        if service == "google_news":
+            decoded = resolve_google_link(link)
+            # undecodable: fetch the link itself and follow its redirect (parse_article checks
+            # that it really left Google)
+            return decoded or link
+        return link
+
     def _not_modified(self, response: Response) -> bool:
         if response.status == 304:
             logger.info("%s not modified since the last crawl", response.url)
@@ -179,14 +234,16 @@ class NewsSpider(scrapy.Spider):
                 topics.append(name)
             if not topics:
                 continue
+            found_by = {(t, source_kind, response.url, response.meta.get(SEARCH_QUERY, "")) for t in topics}
             known = self._scheduled.get(url)
             if known is not None:
-                new = [t for t in topics if t not in known]
-                known.update(new)
+                new = [t for t in topics if t not in known[0]]
+                known[0].update(new)
+                known[1].update(found_by)
                 if new:  # the URL is counted once in total, once for each topic
                     count(self.crawler.stats, "discovered", new, total=False)
                 continue
-            self._scheduled[url] = set(topics)
+            self._scheduled[url] = (set(topics), found_by)
             count(self.crawler.stats, "discovered", topics)
             hints = {
                 "title": candidate.title,
@@ -197,13 +254,21 @@ class NewsSpider(scrapy.Spider):
                 url,
                 callback=self.parse_article,
                 errback=self.on_error,
-                meta={TOPICS: tuple(topics), ARTICLE: True, HINTS: hints},
+                meta={TOPICS: tuple(topics), ARTICLE: True, HINTS: hints, KEY: url, **_slot(response)},
             )
 
     # -- articles -------------------------------------------------------------------------
     def parse_article(self, response: Response):
         request_url = canonical_url(response.request.url) if response.request else canonical_url(response.url)
-        topics = tuple(sorted(self._scheduled.get(request_url, response.meta[TOPICS])))
+        key = response.meta.get(KEY, request_url)
+        topic_set, found_by = self._scheduled.get(key, (set(response.meta[TOPICS]), set()))
+        topics = tuple(sorted(topic_set))
+        google = origin(self.search_bases["google_news"])
+        if origin(key) == google and origin(response.url) == google:
+            # a Google News link whose redirect did not lead to the publisher
+            self.crawler.stats.inc_value("news/search_unresolved")
+            self._fail(key, "unresolved_link", "google_news: the link did not redirect to a publisher", topics)
+            return
         count(self.crawler.stats, "fetched", topics)
         content_type = response.headers.get("Content-Type", b"").decode("latin-1").lower()
         if not isinstance(response, scrapy.http.HtmlResponse) and "html" not in content_type:
@@ -214,6 +279,7 @@ class NewsSpider(scrapy.Spider):
             url=response.meta.get("news_canonical") or request_url,
             fetched_url=response.request.url if response.request else response.url,
             topics=topics,
+            sources=[{"topic": t, "kind": k, "source": src, "query": q} for t, k, src, q in sorted(found_by)],
             hints=response.meta.get(HINTS) or {},
             html=response.body,
             encoding=response.encoding,
@@ -238,6 +304,12 @@ class NewsSpider(scrapy.Spider):
 
     def _fail(self, url: str, kind: str, detail: str, topics) -> None:
         self.crawler.signals.send_catch_log(signals.fetch_failed, url=url, kind=kind, detail=detail, topics=tuple(topics))
+
+
+def _slot(response: Response) -> dict:
+    """Keep search-service results in that service's rate-limited download slot."""
+    slot = response.meta.get("download_slot")
+    return {"download_slot": slot} if slot and slot.startswith("search-") else {}
 
 
 def _describe_failure(failure: Failure) -> tuple[str, str]:

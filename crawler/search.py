@@ -1,0 +1,214 @@
+"""News-search sources: run a topic's query on Google News, Bing News and GDELT.
+
+Pure functions only (query translation, URL building, response parsing, link
+resolution); the spider does the fetching. Each service's base URL is a setting
+(``NEWS_GOOGLE_NEWS_URL``, ``NEWS_BING_NEWS_URL``, ``NEWS_GDELT_URL``) so tests can point
+them at 127.0.0.1.
+
+Translation may broaden a query (drop a NOT, flatten what a service cannot express) but
+never narrows it: every article found is matched against the real query after extraction.
+
+Service limits (documented by the services; respected through per-service download slots,
+see NEWS_SEARCH_DELAYS):
+- Google News RSS: about 100 items per query, no paging; ``when:Nd`` limits recency.
+  Items link through news.google.com; the publisher URL is decoded from the link where
+  its format allows, else the link is fetched and its redirect followed.
+- Bing News RSS: about 25 items per request (``count`` up to 100 is honoured at times);
+  the publisher URL is the ``url`` parameter of each click-through link.
+- GDELT DOC 2.0: ``maxrecords`` at most 250, ``timespan`` at most 3 months, and about
+  one request every 5 seconds; OR-groups must be in parentheses and cannot nest.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from datetime import datetime, timezone
+from urllib.parse import parse_qs, quote, urlencode, urlsplit
+
+from crawler.discovery import Candidate, parse_feed
+from crawler.query import Query, _And, _Not, _Or, _Term
+
+__all__ = ["SERVICES", "SearchResponseError", "translate", "search_url", "parse_results", "resolve_google_link", "bing_publisher_url"]
+
+SERVICES = ("google_news", "bing_news", "gdelt")
+
+
+class SearchResponseError(ValueError):
+    """A search service answered with something that is not its documented format."""
+
+
+# --- query translation ---------------------------------------------------------------
+
+
+def _quote_term(node: _Term) -> str:
+    text = " ".join(node.words)
+    return f'"{text}"' if len(node.words) > 1 else text
+
+
+def _google(node, top: bool = True) -> str:
+    """Google News / Bing syntax: space = AND, OR, -term, "phrase", (groups)."""
+    if isinstance(node, _Term):
+        return _quote_term(node)
+    if isinstance(node, _Not):
+        inner = node.child
+        if isinstance(inner, _Term):
+            return "-" + _quote_term(inner)
+        return ""  # NOT (group): not expressible everywhere; broaden
+    if isinstance(node, _And):
+        joined = " ".join(p for p in (_google(c, False) for c in node.children) if p)
+        return joined if top else f"({joined})"
+    parts = [_google(c, False) for c in node.children]
+    joined = " OR ".join(p for p in parts if p)
+    return joined if top else f"({joined})"
+
+
+def _gdelt_terms(node) -> list[str]:
+    """All positive terms under ``node``, for a flat OR-group."""
+    if isinstance(node, _Term):
+        return [_quote_term(node)]
+    if isinstance(node, _Not):
+        return []
+    out: list[str] = []
+    for child in node.children:
+        out.extend(_gdelt_terms(child))
+    return out
+
+
+def _gdelt(node) -> str:
+    """GDELT: space = AND, (a OR b) groups that cannot nest, -term or -"phrase"."""
+    if isinstance(node, _Term):
+        return _quote_term(node)
+    if isinstance(node, _Not):
+        return "-" + _quote_term(node.child) if isinstance(node.child, _Term) else ""
+    if isinstance(node, _Or):
+        terms = list(dict.fromkeys(_gdelt_terms(node)))  # nested structure flattened: broader
+        return terms[0] if len(terms) == 1 else "(" + " OR ".join(terms) + ")"
+    parts = [p for p in (_gdelt(c) for c in node.children) if p]
+    return " ".join(parts)
+
+
+def translate(query: Query, service: str) -> str:
+    """The topic query in ``service``'s syntax."""
+    if service in ("google_news", "bing_news"):
+        return _google(query.root)
+    if service == "gdelt":
+        return _gdelt(query.root)
+    raise ValueError(f"unknown search service {service!r}; known: {', '.join(SERVICES)}")
+
+
+# --- request URLs --------------------------------------------------------------------
+
+
+def search_url(service: str, base: str, query: str, *, max_age_days: int = 0, locale: tuple[str, str] = ("en-US", "US")) -> str:
+    """The search request URL for ``service`` on ``base`` (scheme + host [+ port])."""
+    base = base.rstrip("/")
+    if service == "google_news":
+        hl, gl = locale
+        q = f"{query} when:{max_age_days}d" if max_age_days else query
+        return f"{base}/rss/search?" + urlencode({"q": q, "hl": hl, "gl": gl, "ceid": f"{gl}:{hl.split('-')[0]}"}, quote_via=quote)
+    if service == "bing_news":
+        return f"{base}/news/search?" + urlencode({"q": query, "format": "rss", "count": 100}, quote_via=quote)
+    if service == "gdelt":
+        days = min(max_age_days or 90, 90)
+        params = {"query": query, "mode": "artlist", "format": "json", "maxrecords": 250, "timespan": f"{days}d", "sort": "datedesc"}
+        return f"{base}/api/v2/doc/doc?" + urlencode(params, quote_via=quote)
+    raise ValueError(f"unknown search service {service!r}")
+
+
+# --- responses -----------------------------------------------------------------------
+
+
+def parse_results(service: str, body: bytes, url: str) -> list[Candidate]:
+    """Candidates from a search response ([] for no results); SearchResponseError if malformed."""
+    if service in ("google_news", "bing_news"):
+        head = body[:2000].lower()
+        if b"<rss" not in head and b"<feed" not in head:
+            raise SearchResponseError("not an RSS document")
+        return parse_feed(body, url)
+    if service == "gdelt":
+        return _parse_gdelt(body)
+    raise ValueError(f"unknown search service {service!r}")
+
+
+def _parse_gdelt(body: bytes) -> list[Candidate]:
+    text = body.decode("utf-8", "replace").strip()
+    if not text:
+        return []  # GDELT answers no results with an empty body or {}
+    try:
+        doc = json.loads(text)
+    except (ValueError, RecursionError):
+        # GDELT reports query errors as plain text, e.g. "Your search contained a phrase ..."
+        raise SearchResponseError(f"not JSON: {text[:200]!r}") from None
+    if not isinstance(doc, dict):
+        raise SearchResponseError("not a JSON object")
+    articles = doc.get("articles", [])
+    if not isinstance(articles, list):
+        raise SearchResponseError("'articles' is not a list")
+    out = []
+    for article in articles:
+        if not isinstance(article, dict) or not isinstance(article.get("url"), str):
+            continue
+        if urlsplit(article["url"]).scheme not in ("http", "https"):
+            continue
+        title = article.get("title") if isinstance(article.get("title"), str) else None
+        out.append(Candidate(article["url"], title, _gdelt_date(article.get("seendate"))))
+    return out
+
+
+def _gdelt_date(value) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.strptime(value, "%Y%m%dT%H%M%SZ").replace(tzinfo=timezone.utc)
+    except ValueError:
+        return None
+
+
+# --- link resolution -----------------------------------------------------------------
+
+_URL_IN_BYTES = re.compile(rb"https?://[\x21-\x7e]+")
+
+
+def resolve_google_link(link: str) -> str | None:
+    """The publisher URL encoded in a news.google.com /rss/articles/<id> link, if decodable.
+
+    Older ids are URL-safe base64 of a small protobuf holding the URL; newer ids hold an
+    opaque token (None here: the spider then fetches the link and follows its redirect).
+    """
+    path = urlsplit(link).path
+    if "/articles/" not in path:
+        return None
+    token = path.rsplit("/", 1)[-1]
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+    except (ValueError, TypeError):
+        return None
+    start = raw.find(b"http")
+    if start < 1:
+        return None
+    # a protobuf string: a varint length (1 or 2 bytes) right before it
+    length = raw[start - 1]
+    if length >= 0x80 or (start >= 2 and raw[start - 2] >= 0x80):
+        if start < 2:
+            return None
+        length = (raw[start - 2] & 0x7F) | (raw[start - 1] << 7)
+    candidate = raw[start : start + length]
+    if len(candidate) != length or not _URL_IN_BYTES.fullmatch(candidate):
+        return None
+    url = candidate.decode("ascii")
+    if urlsplit(url).hostname in (None, "news.google.com"):
+        return None
+    return url
+
+
+def bing_publisher_url(link: str) -> str | None:
+    """The ``url`` parameter of a Bing News click-through link (or the link itself if direct)."""
+    parts = urlsplit(link)
+    if "apiclick" in parts.path or "bing." in (parts.hostname or ""):
+        values = parse_qs(parts.query).get("url")
+        if values and urlsplit(values[0]).scheme in ("http", "https"):
+            return values[0]
+        return None
+    return link if parts.scheme in ("http", "https") else None
