@@ -107,7 +107,8 @@ def _parse_xml_feed(body: bytes, url: str) -> list[Candidate]:
         link = urljoin(url, link.strip())
         if urlsplit(link).scheme not in ("http", "https"):
             continue
-        published = parse_date(entry.get("published_parsed") or entry.get("updated_parsed"))
+        # plain dict look-ups: FeedParserDict maps a missing published_parsed to updated_parsed with a warning
+        published = parse_date(dict.get(entry, "published_parsed") or dict.get(entry, "updated_parsed"))
         out.append(Candidate(link, (entry.get("title") or "").strip() or None, published))
     return out
 
