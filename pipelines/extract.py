@@ -154,8 +154,22 @@ def _extract_job(body, encoding, url, hints, options):
         return "not_article", str(exc)
 
 
+_WARM_PAGE = (
+    b"<html><head><title>Warm-up</title><meta property='article:published_time' content='2020-01-01'></head>"
+    b"<body><article><h1>Warm-up</h1><p>" + b"A sentence to warm up the extractor's lazy imports. " * 12 + b"</p></article></body></html>"
+)
+
+
 def _worker_init() -> None:
-    import trafilatura  # noqa: F401  warm the import once per worker
+    """Run once per worker: the first extraction pays for lazy imports and caches."""
+    try:
+        extract(_WARM_PAGE, "utf-8", "http://warm.up/a", {}, ExtractOptions(min_text_chars=0, keep_raw_html=False))
+    except NotAnArticle:
+        pass
+
+
+def _noop() -> None:
+    return None
 
 
 def _site_rules(settings) -> dict:
@@ -198,8 +212,14 @@ class ExtractPipeline:
         logger.info("Extraction pool: %d worker process(es)", self.workers)
 
     def _new_pool(self) -> ProcessPoolExecutor:
+        # forkserver: workers fork from a clean server process (never from the reactor's),
+        # with the extraction code already imported
         context = multiprocessing.get_context("forkserver")
-        return ProcessPoolExecutor(max_workers=self.workers, mp_context=context, initializer=_worker_init)
+        context.set_forkserver_preload(["pipelines.extract", "trafilatura"])
+        pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=context, initializer=_worker_init)
+        for _ in range(self.workers):  # start the workers now, while discovery runs
+            pool.submit(_noop)
+        return pool
 
     def _restart_pool(self) -> None:
         broken, self._pool = self._pool, self._new_pool()
