@@ -164,13 +164,16 @@ class FixtureServer:
                         status, body = 304, b""
                 with server._lock:
                     server._records.append(RequestRecord(self.command, self.path, status, dict(self.headers)))
-                self.send_response(status)
-                for key, value in headers.items():
-                    self.send_header(key, value)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                if not head and body:
-                    self.wfile.write(body)
+                try:
+                    self.send_response(status)
+                    for key, value in headers.items():
+                        self.send_header(key, value)
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    if not head and body:
+                        self.wfile.write(body)
+                except (BrokenPipeError, ConnectionResetError):
+                    self.close_connection = True  # the client went away (a killed crawl): not our problem
 
             def log_message(self, *args) -> None:  # quiet
                 pass
