@@ -33,5 +33,7 @@ class ArticleItem(scrapy.Item):
     content_hash = scrapy.Field()
     html_zlib = scrapy.Field(serializer=lambda _: None)
     block_keys = scrapy.Field(serializer=lambda _: None)  # keys of the page's short text blocks (template removal)
+    group_features = scrapy.Field(serializer=lambda _: None)  # pipelines.group.Features, computed in the worker
+
     # set by RelevancePipeline: {topic: [matched terms]}
     matches = scrapy.Field()

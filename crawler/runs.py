@@ -3,8 +3,9 @@
 A row is written when the crawl starts (status ``running``) and completed when it
 closes, with the counts of the crawl in total and per topic (``crawl_run_topics``) and
 its full Scrapy stats. Failed fetches are kept in ``fetch_errors``. A run that never
-reaches ``finished`` (killed, crashed) keeps status ``running`` with no finish time, which
-is how the scheduler tells it apart.
+reaches ``finished`` (killed, crashed) keeps status ``running`` with no finish time until
+the next crawl starts and finds its process gone: then it becomes ``failed`` with the
+reason "process gone (killed or crashed)".
 """
 
 from __future__ import annotations
@@ -55,12 +56,26 @@ class CrawlRunRecorder:
 
     def spider_opened(self, spider):
         self.db = open_db(self.db_path)
+        self._close_abandoned_runs()
         self.topics = [t.name for t in getattr(spider, "topics", ())]
         row = {"topics": json.dumps(self.topics), "started_at": _now(), "status": "running", "db_path": self.db_path, "pid": os.getpid()}
         with self.db.atomic():
             self.run_id = self.db["crawl_runs"].insert(row).last_pk
         self.stats.set_value("news/run_id", self.run_id)
         logger.info("Crawl run %d started; database %s", self.run_id, self.db_path)
+
+    def _close_abandoned_runs(self) -> None:
+        """Runs still 'running' whose process is gone were killed or crashed: say so."""
+        gone = [
+            run_id
+            for run_id, pid in self.db.execute("SELECT id, pid FROM crawl_runs WHERE status = 'running'").fetchall()
+            if not _alive(pid)
+        ]
+        if gone:
+            with self.db.atomic():
+                for run_id in gone:
+                    self.db["crawl_runs"].update(run_id, {"status": "failed", "finish_reason": "process gone (killed or crashed)"})
+            logger.warning("Marked %d earlier crawl run(s) whose process is gone as failed: %s", len(gone), gone)
 
     def fetch_failed(self, url, kind, detail, topics=()):
         self._errors.append({"run_id": self.run_id, "url": url, "kind": kind, "detail": detail, "at": _now()})
@@ -91,6 +106,18 @@ class CrawlRunRecorder:
         logger.info("%s", format_summary(self.run_id, status, reason, total, per_topic, self.db_path))
         self.db.close()
         self.db = None
+
+
+def _alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _stats_json(stats: dict) -> str:

@@ -158,5 +158,8 @@ def open_db(path: str | Path, *, migrate: bool = True) -> sqlite_utils.Database:
     db.execute("PRAGMA synchronous = NORMAL")
     db.execute("PRAGMA foreign_keys = ON")
     if migrate:
+        from pipelines.group import GROUP_MIGRATIONS
+
         migrations.apply(db)
+        GROUP_MIGRATIONS.apply(db)
     return db

@@ -22,6 +22,7 @@ from scrapy.exceptions import DropItem
 from crawler.items import ArticleItem
 from crawler.stats import count
 from pipelines.drops import NotAnArticleDrop
+from pipelines.group import Grouper
 from pipelines.textnorm import block_key, content_hash
 
 logger = logging.getLogger(__name__)
@@ -34,6 +35,7 @@ class ExtractOptions:
     min_text_chars: int = 400
     keep_raw_html: bool = True
     template_block_chars: int = 300  # NEWS_TEMPLATE_MAX_BLOCK_CHARS
+    group_features: dict | None = None  # pipelines.group.features() keyword arguments; None = no grouping
     site_rules: dict = field(default_factory=dict)  # NEWS_SITE_RULES
 
     def rules_for(self, host: str) -> dict:
@@ -113,6 +115,10 @@ def extract(body: bytes, encoding: str | None, url: str, hints: dict | None, opt
         "html_zlib": zlib.compress(body, 1) if options.keep_raw_html else None,  # level 1: 3x faster than 6, ~15% larger
         "block_keys": keys,
     }
+    if options.group_features is not None:
+        from pipelines.group import features
+
+        result["group_features"] = features(title or "", text, **options.group_features)
     return result
 
 
@@ -189,9 +195,10 @@ def _site_rules(settings) -> dict:
 class ExtractPipeline:
     """Runs :func:`extract` in a process pool sized to the machine (NEWS_EXTRACT_WORKERS)."""
 
-    def __init__(self, stats, workers: int, options: ExtractOptions):
+    def __init__(self, stats, workers: int, options: ExtractOptions, max_tasks_per_child: int | None = None):
         self.stats = stats
         self.workers = workers
+        self.max_tasks_per_child = max_tasks_per_child
         self.options = options
         self._pool: ProcessPoolExecutor | None = None
 
@@ -204,8 +211,9 @@ class ExtractPipeline:
             keep_raw_html=settings.getbool("NEWS_KEEP_RAW_HTML", True),
             site_rules=_site_rules(settings),
             template_block_chars=settings.getint("NEWS_TEMPLATE_MAX_BLOCK_CHARS", 300),
+            group_features=Grouper.from_settings(settings).feature_kwargs if settings.getbool("NEWS_GROUPING", True) else None,
         )
-        return cls(crawler.stats, workers, options)
+        return cls(crawler.stats, workers, options, settings.getint("NEWS_EXTRACT_MAX_TASKS_PER_CHILD", 500) or None)
 
     def open_spider(self):
         self._pool = self._new_pool()
@@ -215,8 +223,12 @@ class ExtractPipeline:
         # forkserver: workers fork from a clean server process (never from the reactor's),
         # with the extraction code already imported
         context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload(["pipelines.extract", "trafilatura"])
-        pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=context, initializer=_worker_init)
+        context.set_forkserver_preload(["pipelines.extract", "pipelines.group", "trafilatura"])
+        # workers are replaced after max_tasks_per_child pages: lxml/trafilatura caches and
+        # fragmentation cannot grow without bound on long crawls
+        pool = ProcessPoolExecutor(
+            max_workers=self.workers, mp_context=context, initializer=_worker_init, max_tasks_per_child=self.max_tasks_per_child
+        )
         for _ in range(self.workers):  # start the workers now, while discovery runs
             pool.submit(_noop)
         return pool

@@ -16,10 +16,12 @@ from datetime import datetime, timezone
 from scrapy import signals
 from scrapy.exceptions import NotConfigured
 
+from crawler import signals as news_signals
 from crawler.items import ArticleItem
 from crawler.stats import count
 from pipelines.db import open_db
 from pipelines.drops import IrrelevantDrop, NotAnArticleDrop
+from pipelines.group import Grouper
 
 logger = logging.getLogger(__name__)
 
@@ -56,12 +58,13 @@ class StorePipeline:
     ``url_outcomes`` (through the item_dropped signal) so later crawls do not fetch them again.
     """
 
-    def __init__(self, crawler, db_path: str, batch_size: int, flush_seconds: float):
+    def __init__(self, crawler, db_path: str, batch_size: int, flush_seconds: float, grouper=None):
         self.crawler = crawler
         self.stats = crawler.stats
         self.db_path = db_path
         self.batch_size = max(1, batch_size)
         self.flush_seconds = flush_seconds
+        self.grouper = grouper
         self._buffer: list[dict] = []
         self._outcomes: list[dict] = []
         self._executor: ThreadPoolExecutor | None = None
@@ -80,6 +83,7 @@ class StorePipeline:
             db_path,
             settings.getint("NEWS_STORE_BATCH_SIZE", 50),
             settings.getfloat("NEWS_STORE_FLUSH_SECONDS", 2.0),
+            Grouper.from_settings(settings) if settings.getbool("NEWS_GROUPING", True) else None,
         )
         crawler.signals.connect(pipeline.item_dropped, signal=signals.item_dropped)
         return pipeline
@@ -88,6 +92,10 @@ class StorePipeline:
     def open_spider(self):
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="news-store")
         self._db = self._executor.submit(open_db, self.db_path).result()
+        if self.grouper is not None:
+            # the grouping indexes live in the writer thread: assign() and persist() run
+            # there, in arrival order, with no await between a query and its insert
+            self._executor.submit(self.grouper.restore, self._db).result()
 
     async def close_spider(self):
         if self._timer is not None:
@@ -97,6 +105,9 @@ class StorePipeline:
             await asyncio.gather(*self._flushing, return_exceptions=True)
         self._executor.submit(self._db.close).result()
         self._executor.shutdown(wait=True)
+        # everything is written: components that post-process this crawl's articles go now,
+        # before the run is recorded as finished
+        self.crawler.signals.send_catch_log(news_signals.store_finished, run_id=self.stats.get_value("news/run_id"))
 
     # -- items ----------------------------------------------------------------------
     async def process_item(self, item):
@@ -185,7 +196,25 @@ class StorePipeline:
                         }
                     )
                 stored.append(row)
+            if self.grouper is not None and stored:
+                self._group(db, stored)
         return stored, seen
+
+    def _group(self, db, rows: list[dict]) -> None:
+        """Assign groups to newly stored articles; a grouping failure never loses the articles."""
+        try:
+            with db.atomic():  # a savepoint inside the batch's transaction
+                assigned = []
+                for row in rows:
+                    if row.get("group_features") is None:
+                        continue
+                    a = self.grouper.assign(row["url"], row.get("title"), row.get("published"), row.get("hostname"), row["group_features"])
+                    db.execute("UPDATE articles SET cluster_id = ?, story_id = ? WHERE url = ?", [a.cluster_id, a.story_id, row["url"]])
+                    assigned.append((row["url"], a))
+                self.grouper.persist(db, assigned)
+        except Exception:
+            logger.exception("Grouping failed for %d article(s); they are stored without groups (regroup later)", len(rows))
+            self.stats.inc_value("news/grouping_errors", len(rows))
 
 
 def _row(item: ArticleItem) -> dict:
@@ -195,6 +224,7 @@ def _row(item: ArticleItem) -> dict:
         sources=list(item.get("sources") or ()),
         matches=item.get("matches") or {},
         html_zlib=item.get("html_zlib"),
+        group_features=item.get("group_features"),
         status=item.get("status"),
         content_type=item.get("content_type"),
     )

@@ -23,8 +23,9 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timezone
 
-from scrapy import signals
 from scrapy.exceptions import NotConfigured
+
+from crawler import signals as news_signals
 
 from crawler.items import ArticleItem
 from pipelines.db import open_db
@@ -126,8 +127,9 @@ class TemplatePipeline:
             max_block_chars=settings.getint("NEWS_TEMPLATE_MAX_BLOCK_CHARS", 300),
         )
         pipeline = cls(crawler, settings.get("NEWS_DB"), templates)
-        # pipelines close in parallel: re-clean once they all have, when the store is complete
-        crawler.signals.connect(pipeline.spider_closed, signal=signals.spider_closed)
+        # pipelines close in parallel: re-clean once the store has written its last batch
+        # (and before the crawl run is recorded as finished)
+        crawler.signals.connect(pipeline.store_finished, signal=news_signals.store_finished)
         return pipeline
 
     def open_spider(self):
@@ -149,14 +151,13 @@ class TemplatePipeline:
             _set_text(item, text)
         return item
 
-    def spider_closed(self, spider, reason):
+    def store_finished(self, run_id=None):
         """Save the counts, then clean this crawl's early articles of sites whose template emerged."""
         if self.db is None:
             return
         now = datetime.now(timezone.utc).isoformat(timespec="seconds")
         with self.db.atomic():
             self.db["site_blocks"].upsert_all(({**row, "last_seen": now} for row in self.templates.changes()), pk=("host", "key"))
-        run_id = self.stats.get_value("news/run_id")
         recleaned = 0
         for host in sorted(self._hosts_this_crawl):
             if not self.templates.has_template(host):

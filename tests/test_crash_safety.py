@@ -102,9 +102,10 @@ def test_sigkill_at_several_points_then_rerun_completes(tmp_path, manifest):
     store = open_store(db)
     assert store.execute("select count(*) from articles").fetchone()[0] == N_ARTICLES
     assert store.execute("select count(distinct content_hash) from articles").fetchone()[0] == N_ARTICLES
-    # killed runs stay visible as 'running' with no finish time; the last one finished
+    # killed runs are marked failed by the next crawl (their process is gone); the last one finished
     runs = list(store["crawl_runs"].rows_where(order_by="id"))
-    assert [r["status"] for r in runs] == ["running"] * 4 + ["finished"]
+    assert [r["status"] for r in runs] == ["failed"] * 4 + ["finished"]
+    assert all(r["finish_reason"] == "process gone (killed or crashed)" and r["finished_at"] is None for r in runs[:4])
     assert stored_after_kill == sorted(stored_after_kill) and 0 < stored_after_kill[-1] < N_ARTICLES, stored_after_kill
     assert runs[-1]["stored"] == N_ARTICLES - stored_after_kill[-1]
     # articles stored before a kill are never fetched again (in-flight ones are, and then stored)
