@@ -48,6 +48,7 @@ if str(ROOT) not in sys.path:  # so that `python /path/to/scheduler.py` works fr
     sys.path.insert(0, str(ROOT))
 
 from crawler import settings as crawl_settings  # noqa: E402
+from crawler.runs import pid_alive  # noqa: E402
 from crawler.topics import Topic, TopicsError, load_topics, select_topics  # noqa: E402
 from pipelines.db import open_db  # noqa: E402
 
@@ -285,24 +286,12 @@ def next_due_after(schedule: TopicSchedule, when: datetime) -> datetime:
 # --- the database ------------------------------------------------------------------------
 
 
-def _pid_alive(pid: int | None) -> bool:
-    if not pid or pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _looks_like_crawl(pid: int) -> bool:
     """Whether live process ``pid`` is plausibly a crawl (guards against reused pids)."""
     try:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
     except FileNotFoundError:
-        return not Path("/proc/self").exists() and _pid_alive(pid)  # no /proc: trust the pid
+        return not Path("/proc/self").exists() and pid_alive(pid)  # no /proc: trust the pid
     except OSError:
         return True
     return b"crawl" in cmdline or b"scrapy" in cmdline
@@ -348,7 +337,7 @@ class Store:
     def close_orphans(self) -> int:
         """Runs left without an outcome by a scheduler that died: mark them interrupted."""
         rows = self._query("SELECT id, scheduler_pid FROM schedule_runs WHERE outcome IS NULL")
-        orphans = [r for r in rows if r["scheduler_pid"] != os.getpid() and not _pid_alive(r["scheduler_pid"])]
+        orphans = [r for r in rows if r["scheduler_pid"] != os.getpid() and not pid_alive(r["scheduler_pid"])]
         for row in orphans:
             reason = f"the scheduler (pid {row['scheduler_pid']}) stopped before recording an outcome"
             with self._lock:
@@ -416,7 +405,7 @@ class Store:
             {"topic": topic},
         )
         for row in rows:
-            if row["pid"] != os.getpid() and _pid_alive(row["pid"]) and _looks_like_crawl(row["pid"]):
+            if row["pid"] != os.getpid() and pid_alive(row["pid"]) and _looks_like_crawl(row["pid"]):
                 return row
         return None
 

@@ -69,7 +69,7 @@ class CrawlRunRecorder:
         gone = [
             run_id
             for run_id, pid in self.db.execute("SELECT id, pid FROM crawl_runs WHERE status = 'running'").fetchall()
-            if not _alive(pid)
+            if not pid_alive(pid)
         ]
         if gone:
             with self.db.atomic():
@@ -108,8 +108,9 @@ class CrawlRunRecorder:
         self.db = None
 
 
-def _alive(pid: int | None) -> bool:
-    if not pid:
+def pid_alive(pid: int | None) -> bool:
+    """Whether a process with this id exists (used for abandoned runs here and in scheduler.py)."""
+    if not pid or pid <= 0:
         return False
     try:
         os.kill(pid, 0)
