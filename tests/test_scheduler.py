@@ -458,7 +458,7 @@ def test_sigterm_during_a_crawl_exits_cleanly_with_the_run_recorded(site, tmp_pa
     # Scrapy was stopped with SIGINT, so it shut down cleanly and recorded itself
     (row,) = query(db, "SELECT * FROM crawl_runs WHERE id = ?", (crawl[0]["id"],))
     assert row["status"] == "interrupted" and row["finished_at"]
-    assert not scheduler._pid_alive(crawl[0]["pid"])
+    assert not scheduler.pid_alive(crawl[0]["pid"])
     assert "Received SIGTERM" in daemon.output()
 
 
@@ -480,7 +480,9 @@ def test_crashing_crawl_is_recorded_as_failed_and_the_next_run_still_happens(sit
     assert crashed["outcome"] == "failed" and "crashed" in crashed["reason"] and "SIGKILL" in crashed["reason"]
     assert crashed["exit_code"] == -signal.SIGKILL
     (crash_row,) = query(db, "SELECT * FROM crawl_runs WHERE id = ?", (crashed["crawl_run_id"],))
-    assert crash_row["status"] == "running"  # the crawl's own record was left unfinished
+    # the crawl's own record was left unfinished; the next crawl found its process gone
+    assert crash_row["status"] == "failed" and crash_row["finish_reason"] == "process gone (killed or crashed)"
+    assert crash_row["finished_at"] is None
     assert ok["outcome"] == "ok" and ok["trigger"] == "scheduled"
     assert len(query(db, "SELECT url FROM articles")) == 3
     assert f"budget|failed|{crashed['crawl_run_id']}|crashed" in hook_out.read_text()
