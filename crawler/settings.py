@@ -53,7 +53,7 @@ NEWS_SITE_RULES = {}
 # Grouping (pipelines/group.py, see docs/grouping.md): near-duplicate groups (cluster_id)
 # and stories (story_id). NEWS_DEDUP_* and NEWS_STORY_* tune it; defaults come from
 # measurements on the evaluation sets.
-NEWS_GROUPING = False  # switched on once pipelines/group.py lands complete
+NEWS_GROUPING = True
 
 # Fetch links that point at loopback/private/link-local addresses even when they are not
 # on one of the topics' configured source origins (off: a server daemon must not be

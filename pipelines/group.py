@@ -77,6 +77,7 @@ _MIN_CONTENT_WORDS = 20  # fewer own words than this after removing template lin
 _STORY_TOP_K = 3  # a story's score: mean similarity of its K closest members
 _TITLE_WEIGHT = 2.0
 _NAME_WEIGHT = 1.5  # capitalised word not starting a sentence: a name
+_NAME_BIGRAMS = 0.0  # weight of 'Supreme Court'-like pairs of capitalised words as extra terms
 _MAX_SHINGLE = 16
 _NO_DAY = np.iinfo(np.int32).min
 _EPOCH = date(1970, 1, 1)
@@ -309,6 +310,7 @@ def _add_terms(counts: dict[int, float], text: str, weight: float, limit: int | 
     text = unicodedata.normalize("NFKC", text)
     taken = 0
     prev_end = 0
+    prev_name: str | None = None  # previous token, if it was a capitalised content word
     for m in _TOKEN.finditer(text):
         if limit is not None and taken >= limit:
             break
@@ -316,14 +318,23 @@ def _add_terms(counts: dict[int, float], text: str, weight: float, limit: int | 
         token = m.group(0).replace("’", "'")
         if token.endswith("'s"):
             token = token[:-2]
-        sentence_start = prev_end == 0 or bool(_SENTENCE_END.search(text[max(0, prev_end - 3) : m.start()]))
+        gap = text[prev_end : m.start()]
+        sentence_start = prev_end == 0 or bool(_SENTENCE_END.search(gap))
+        adjacent = prev_end > 0 and (gap == " " or gap == "-")
         prev_end = m.end()
         low = token.casefold()
         if len(low) < 2 or low in _STOPWORDS or low.isdigit() and len(low) < 3:
+            prev_name = None
             continue
-        w = weight * (_NAME_WEIGHT if token[0].isupper() and not sentence_start else 1.0)
-        tid = _term_id(_stem(low))
+        stem = _stem(low)
+        is_name = token[0].isupper()
+        w = weight * (_NAME_WEIGHT if is_name and not sentence_start else 1.0)
+        tid = _term_id(stem)
         counts[tid] = counts.get(tid, 0.0) + w
+        if _NAME_BIGRAMS and is_name and prev_name is not None and adjacent:
+            bid = _term_id(prev_name + " " + stem)
+            counts[bid] = counts.get(bid, 0.0) + weight * _NAME_BIGRAMS
+        prev_name = stem if is_name else None
 
 
 def story_terms(title: str, text: str, lead_words: int = DEFAULTS["NEWS_STORY_LEAD_WORDS"]) -> tuple[np.ndarray, np.ndarray]:
@@ -1024,7 +1035,7 @@ def refresh_groups(db, cluster_ids: Iterable[str], story_ids: Iterable[str]) -> 
         db.conn.execute(
             f"""
             INSERT INTO stories (id, title, representative_url, first_seen, last_seen, article_count, cluster_count, distinct_sites)
-            SELECT story_id, r.title, r.url, MIN(g.seen), MAX(g.seen), COUNT(*), COUNT(DISTINCT g.cluster_id),
+            SELECT g.story_id, r.title, r.url, MIN(g.seen), MAX(g.seen), COUNT(*), COUNT(DISTINCT g.cluster_id),
                    COUNT(DISTINCT g.hostname)
             FROM group_articles g
             JOIN group_articles r ON r.rowid = (SELECT g2.rowid FROM group_articles g2 WHERE g2.story_id = g.story_id ORDER BY g2.rowid LIMIT 1)

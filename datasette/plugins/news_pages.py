@@ -1,0 +1,150 @@
+"""Datasette pages for the news store: a story page and an Atom feed of new stories per topic.
+
+    datasette serve news.db --metadata datasette/metadata.yml \
+        --plugins-dir datasette/plugins --template-dir datasette/templates
+
+Routes (the first attached database is used, or ?db=NAME):
+    /-/news/story/<story_id>          headline, timeline of coverage, outlets, copies folded under their original
+    /-/news/topic/<topic>.atom        Atom feed: one entry per story of the topic, newest first
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from datetime import datetime, timezone
+from xml.sax.saxutils import escape
+
+from datasette import Response, hookimpl
+
+FEED_SIZE = 50
+
+
+def _database(datasette, request):
+    name = request.args.get("db")
+    if name:
+        return datasette.get_database(name)
+    names = [n for n in datasette.databases if n != "_internal"]
+    if not names:
+        raise LookupError("no database attached")
+    return datasette.get_database(names[0])
+
+
+async def story_page(datasette, request):
+    story_id = request.url_vars["story_id"]
+    db = _database(datasette, request)
+    story = (await db.execute("select * from stories where id = ?", [story_id])).first()
+    if story is None:
+        return Response.html(f"<h1>No story {escape(story_id)}</h1>", status=404)
+    rows = (
+        await db.execute(
+            """
+            select a.url, a.title, a.hostname, a.sitename, coalesce(a.published, a.fetched_at) as day_of,
+                   a.published, a.fetched_at, a.cluster_id, c.representative_url,
+                   (select group_concat(topic, ', ') from article_topics t where t.url = a.url) as topics
+            from articles a left join clusters c on c.id = a.cluster_id
+            where a.story_id = ?
+            order by coalesce(a.published, a.fetched_at), a.url
+            """,
+            [story_id],
+        )
+    ).rows
+    articles = [dict(r) for r in rows]
+    groups: OrderedDict[str, dict] = OrderedDict()
+    for article in articles:
+        key = article["cluster_id"] or article["url"]
+        group = groups.setdefault(key, {"original": None, "copies": []})
+        if group["original"] is None and (article["url"] == article["representative_url"] or not article["representative_url"]):
+            group["original"] = article
+        else:
+            group["copies"].append(article)
+    for group in groups.values():  # a group whose representative is outside the story: first member leads
+        if group["original"] is None:
+            group["original"] = group["copies"].pop(0)
+    timeline: OrderedDict[str, list] = OrderedDict()
+    for article in articles:
+        timeline.setdefault((article["day_of"] or "")[:10] or "undated", []).append(article)
+    outlets: dict[str, int] = {}
+    for article in articles:
+        outlets[article["hostname"]] = outlets.get(article["hostname"], 0) + 1
+    return Response.html(
+        await datasette.render_template(
+            "news_story.html",
+            {
+                "story": dict(story),
+                "groups": list(groups.values()),
+                "timeline": list(timeline.items()),
+                "outlets": sorted(outlets.items(), key=lambda kv: (-kv[1], kv[0])),
+                "article_count": len(articles),
+                "database": db.name,
+            },
+            request=request,
+        )
+    )
+
+
+async def topic_feed(datasette, request):
+    topic = request.url_vars["topic"]
+    db = _database(datasette, request)
+    rows = (
+        await db.execute(
+            """
+            select s.id, s.title, s.first_seen, s.last_seen, s.article_count, s.distinct_sites
+            from stories s
+            where s.id in (select a.story_id from articles a join article_topics t on t.url = a.url where t.topic = ?)
+            order by s.first_seen desc, s.id
+            limit ?
+            """,
+            [topic, FEED_SIZE],
+        )
+    ).rows
+    base = request.scheme + "://" + request.host
+    updated = max((r["last_seen"] for r in rows), default=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    entries = []
+    for r in rows:
+        link = f"{base}/-/news/story/{escape(str(r['id']))}?db={escape(db.name)}"
+        entries.append(
+            "<entry>"
+            f"<id>tag:newscrawler,{escape(str(r['id']))}</id>"
+            f"<title>{escape(r['title'] or '(untitled)')}</title>"
+            f"<updated>{escape(_rfc3339(r['last_seen']))}</updated>"
+            f"<published>{escape(_rfc3339(r['first_seen']))}</published>"
+            f'<link rel="alternate" href="{link}"/>'
+            f"<summary>{r['article_count']} article(s) from {r['distinct_sites']} outlet(s)</summary>"
+            "</entry>"
+        )
+    xml = (
+        '<?xml version="1.0" encoding="utf-8"?>'
+        '<feed xmlns="http://www.w3.org/2005/Atom">'
+        f"<id>tag:newscrawler,topic:{escape(topic)}</id>"
+        f"<title>News stories: {escape(topic)}</title>"
+        f"<updated>{escape(_rfc3339(updated))}</updated>"
+        f'<link rel="self" href="{base}/-/news/topic/{escape(topic)}.atom"/>'
+        + "".join(entries)
+        + "</feed>"
+    )
+    return Response(xml, content_type="application/atom+xml; charset=utf-8")
+
+
+def _rfc3339(value: str | None) -> str:
+    """Atom wants full timestamps: a bare date becomes midnight UTC."""
+    if not value:
+        return "1970-01-01T00:00:00Z"
+    return value if "T" in value else f"{value[:10]}T00:00:00Z"
+
+
+@hookimpl
+def register_routes():
+    return [
+        (r"^/-/news/story/(?P<story_id>[^/]+)$", story_page),
+        (r"^/-/news/topic/(?P<topic>[^/]+)\.atom$", topic_feed),
+    ]
+
+
+@hookimpl
+def render_cell(value, column, table, database, datasette):
+    """Story ids link to their story page, in every table and query."""
+    if column in ("story_id",) and isinstance(value, str) and value:
+        from markupsafe import Markup
+
+        return Markup(f'<a href="/-/news/story/{escape(value)}?db={escape(database)}">{escape(value)}</a>')
+    return None
