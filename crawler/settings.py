@@ -41,9 +41,11 @@ NEWS_RETRY_BACKOFF_BASE = 1.0
 
 # Site-template removal (pipelines/template.py): a short text block (at most
 # NEWS_TEMPLATE_MAX_BLOCK_CHARS characters) found on NEWS_TEMPLATE_MIN_PAGES or more pages
-# of one site is boilerplate and is removed from that site's article text.
+# of one site, and on at least NEWS_TEMPLATE_MIN_SHARE of the site's pages seen so far, is
+# boilerplate and is removed from that site's article text.
 NEWS_TEMPLATE_REMOVAL = True
 NEWS_TEMPLATE_MIN_PAGES = 3
+NEWS_TEMPLATE_MIN_SHARE = 0.3
 NEWS_TEMPLATE_MAX_BLOCK_CHARS = 300
 # Per-site extraction rules for hard cases, by host (a rule for "example.com" also covers
 # its subdomains): {"example.com": {"prune_xpath": ["//div[@class='featured']"]}}.

@@ -12,6 +12,7 @@ import json
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
+from urllib.parse import urlsplit
 
 from scrapy import signals
 from scrapy.exceptions import NotConfigured
@@ -208,7 +209,8 @@ class StorePipeline:
                 for row in rows:
                     if row.get("group_features") is None:
                         continue
-                    a = self.grouper.assign(row["url"], row.get("title"), row.get("published"), row.get("hostname"), row["group_features"])
+                    site = urlsplit(row["url"]).netloc.lower()  # host[:port]: one site per origin
+                    a = self.grouper.assign(row["url"], row.get("title"), row.get("published"), site, row["group_features"])
                     db.execute("UPDATE articles SET cluster_id = ?, story_id = ? WHERE url = ?", [a.cluster_id, a.story_id, row["url"]])
                     assigned.append((row["url"], a))
                 self.grouper.persist(db, assigned)

@@ -9,8 +9,10 @@ which is how they are caught here:
 * per site (host), each block's key is counted once per page (``site_blocks``, kept
   across crawls);
 * the extracted text is split into its lines, and each line is looked up;
-* a block seen on at least ``NEWS_TEMPLATE_MIN_PAGES`` distinct pages of the site is
-  template, and is removed from the site's articles;
+* a block seen on at least ``NEWS_TEMPLATE_MIN_PAGES`` distinct pages of the site, and on
+  at least ``NEWS_TEMPLATE_MIN_SHARE`` of the site's pages seen so far, is template, and is
+  removed from the site's articles (a site's template is on nearly every page; a story
+  the site republished three times is on three pages out of many: it stays);
 * never removed: blocks longer than ``NEWS_TEMPLATE_MAX_BLOCK_CHARS`` (article paragraphs
   are long; card blurbs, navigation, bylines and promos are short), and blocks sharing two
   or more title words with the article's own title (a series' recurring background line);
@@ -21,7 +23,9 @@ which is how they are caught here:
 from __future__ import annotations
 
 import logging
+import math
 from datetime import datetime, timezone
+from urllib.parse import urlsplit
 
 from scrapy.exceptions import NotConfigured
 
@@ -53,10 +57,15 @@ class SiteTemplates:
     counts added by this crawl are returned by ``changes()`` for saving.
     """
 
-    def __init__(self, min_pages: int = 3, max_block_chars: int = 300):
+    PAGES_KEY = 0  # the site's page counter is stored as the block with key 0
+
+    def __init__(self, min_pages: int = 3, max_block_chars: int = 300, min_share: float = 0.3):
         if min_pages < 2:
             raise ValueError(f"min_pages={min_pages}: a block must repeat on at least 2 pages to be template (3 or more is safer)")
+        if not 0.0 <= min_share <= 1.0:
+            raise ValueError(f"min_share={min_share}: NEWS_TEMPLATE_MIN_SHARE is a fraction of the site's pages, from 0 to 1 (e.g. 0.3)")
         self.min_pages = min_pages
+        self.min_share = min_share
         self.max_block_chars = max_block_chars
         self._counts: dict[str, dict[int, int]] = {}
         self._dirty: set[tuple[str, int]] = set()
@@ -70,12 +79,17 @@ class SiteTemplates:
     def observe(self, host: str, keys) -> None:
         """Count the block keys of one page of ``host`` (each key once per page)."""
         counts = self._counts.setdefault(host, {})
-        for key in set(keys):
+        for key in {*keys, self.PAGES_KEY}:
             counts[key] = counts.get(key, 0) + 1
             self._dirty.add((host, key))
 
+    def _threshold(self, counts: dict[int, int]) -> int:
+        return max(self.min_pages, math.ceil(self.min_share * counts.get(self.PAGES_KEY, 0)))
+
     def has_template(self, host: str) -> bool:
-        return any(n >= self.min_pages for n in self._counts.get(host, {}).values())
+        counts = self._counts.get(host, {})
+        threshold = self._threshold(counts)
+        return any(n >= threshold for key, n in counts.items() if key != self.PAGES_KEY)
 
     def clean(self, host: str, text: str, title: str | None = None) -> tuple[str, int]:
         """``text`` without the site's template blocks, and how many lines were removed."""
@@ -83,13 +97,14 @@ class SiteTemplates:
         if not counts:
             return text, 0
         protected = _title_words(title)
+        threshold = self._threshold(counts)
         kept, removed = [], 0
         for line in text.split("\n"):
             block = line.strip()
             if (
                 block
                 and len(block) <= self.max_block_chars
-                and counts.get(block_key(block), 0) >= self.min_pages
+                and counts.get(block_key(block), 0) >= threshold
                 and len(protected & set(words(block))) < 2
             ):
                 removed += 1
@@ -106,8 +121,8 @@ class SiteTemplates:
 class TemplatePipeline:
     """Learns each site's template blocks and removes them from article text (see module doc).
 
-    Settings: NEWS_TEMPLATE_MIN_PAGES (3), NEWS_TEMPLATE_MAX_BLOCK_CHARS (300),
-    NEWS_TEMPLATE_REMOVAL (True).
+    Settings: NEWS_TEMPLATE_MIN_PAGES (3), NEWS_TEMPLATE_MIN_SHARE (0.3),
+    NEWS_TEMPLATE_MAX_BLOCK_CHARS (300), NEWS_TEMPLATE_REMOVAL (True).
     """
 
     def __init__(self, crawler, db_path: str, templates: SiteTemplates):
@@ -125,6 +140,7 @@ class TemplatePipeline:
         templates = SiteTemplates(
             min_pages=settings.getint("NEWS_TEMPLATE_MIN_PAGES", 3),
             max_block_chars=settings.getint("NEWS_TEMPLATE_MAX_BLOCK_CHARS", 300),
+            min_share=settings.getfloat("NEWS_TEMPLATE_MIN_SHARE", 0.3),
         )
         pipeline = cls(crawler, settings.get("NEWS_DB"), templates)
         # pipelines close in parallel: re-clean once the store has written its last batch
@@ -138,7 +154,7 @@ class TemplatePipeline:
     def process_item(self, item):
         if not isinstance(item, ArticleItem) or not item.get("text"):
             return item
-        host = item.get("hostname") or ""
+        host = urlsplit(item["url"]).netloc.lower()  # a site is scheme-less host[:port]
         if not self.templates.knows(host):
             rows = self.db.execute("SELECT key, pages FROM site_blocks WHERE host = ?", [host]).fetchall()
             self.templates.load(host, dict(rows))
@@ -162,7 +178,13 @@ class TemplatePipeline:
         for host in sorted(self._hosts_this_crawl):
             if not self.templates.has_template(host):
                 continue
-            rows = self.db.execute("SELECT url, title, text FROM articles WHERE hostname = ? AND run_id = ?", [host, run_id]).fetchall()
+            rows = [
+                row
+                for row in self.db.execute(
+                    "SELECT url, title, text FROM articles WHERE hostname = ? AND run_id = ?", [host.rsplit(":", 1)[0].strip("[]"), run_id]
+                ).fetchall()
+                if urlsplit(row[0]).netloc.lower() == host
+            ]
             with self.db.atomic():
                 for url, title, text in rows:
                     cleaned, removed = self.templates.clean(host, text or "", title)

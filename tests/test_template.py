@@ -70,6 +70,13 @@ def test_site_templates_unit():
         t2.observe("ex.com", _keys("Background: Anthropic sued Alibaba over Claude in November."))
     kept, removed = t2.clean("ex.com", "Background: Anthropic sued Alibaba over Claude in November.", title="Anthropic v Alibaba: day two")
     assert removed == 0 and kept
+    # a story republished on 3 pages of a big site is not its template: under 30% of its pages
+    t4 = SiteTemplates(min_pages=3, min_share=0.3)
+    for i in range(20):
+        t4.observe("big.com", _keys(f"Own text of page {i}\nSite menu"))
+    for i in range(3):
+        t4.observe("big.com", _keys("Wire paragraph republished three times"))
+    assert t4.clean("big.com", "Wire paragraph republished three times\nSite menu") == ("Wire paragraph republished three times", 1)
     # seen on two pages only: not template yet
     t3 = SiteTemplates(min_pages=3)
     for i in range(2):
