@@ -75,6 +75,15 @@ def parse_date(value: object) -> datetime | None:
     return parsed.astimezone(timezone.utc)
 
 
+def _absolute(base: str, link: str) -> str | None:
+    """``link`` made absolute against ``base`` if it is an http(s) URL, else None (never raises)."""
+    try:
+        url = urljoin(base, link.strip())
+        return url if urlsplit(url).scheme in ("http", "https") and urlsplit(url).hostname else None
+    except ValueError:  # e.g. "Invalid IPv6 URL"
+        return None
+
+
 # --- feeds --------------------------------------------------------------------------
 
 
@@ -104,8 +113,8 @@ def _parse_xml_feed(body: bytes, url: str) -> list[Candidate]:
         link = entry.get("link") or _first_alternate(entry)
         if not link:
             continue
-        link = urljoin(url, link.strip())
-        if urlsplit(link).scheme not in ("http", "https"):
+        link = _absolute(url, link)
+        if link is None:
             continue
         # plain dict look-ups: FeedParserDict maps a missing published_parsed to updated_parsed with a warning
         published = parse_date(dict.get(entry, "published_parsed") or dict.get(entry, "updated_parsed"))
@@ -136,8 +145,8 @@ def _parse_json_feed(body: bytes, url: str) -> list[Candidate]:
             link = item["id"]
         if not isinstance(link, str):
             continue
-        link = urljoin(url, link.strip())
-        if urlsplit(link).scheme not in ("http", "https"):
+        link = _absolute(url, link)
+        if link is None:
             continue
         title = item.get("title") if isinstance(item.get("title"), str) else None
         published = parse_date(item.get("date_published") or item.get("date_modified"))
@@ -215,8 +224,8 @@ def _sitemap_entry(elem, base: str) -> Candidate | None:
             news_title = text
     if not loc:
         return None
-    loc = urljoin(base, loc)
-    if urlsplit(loc).scheme not in ("http", "https"):
+    loc = _absolute(base, loc)
+    if loc is None:
         return None
     return Candidate(loc, news_title or None, parse_date(news_date) or parse_date(lastmod))
 
@@ -227,7 +236,9 @@ def sitemaps_from_robots(body: bytes, base: str) -> list[str]:
     for line in body.decode("utf-8", "replace").splitlines():
         key, _, value = line.partition(":")
         if key.strip().lower() == "sitemap" and value.strip():
-            out.append(urljoin(base, value.strip()))
+            url = _absolute(base, value)
+            if url:
+                out.append(url)
     return list(dict.fromkeys(out))
 
 

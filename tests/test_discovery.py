@@ -133,3 +133,11 @@ def test_article_link_heuristic():
         "https://ex.com/login",
     ]:
         assert not looks_like_article_url(url, src), url
+
+
+def test_bad_urls_are_skipped_not_raised():
+    bad = b"<urlset><url><loc>a://[</loc></url><url><loc>http://[::1</loc></url><url><loc>https://ex.com/ok</loc></url></urlset>"
+    assert [e.url for e in parse_sitemap(bad, "https://ex.com/s.xml").entries] == ["https://ex.com/ok"]
+    rss = b"<rss version='2.0'><channel><item><link>http://[broken</link></item><item><link>https://ex.com/fine-story-here</link></item></channel></rss>"
+    assert [e.url for e in parse_feed(rss, "https://ex.com/f")] == ["https://ex.com/fine-story-here"]
+    assert sitemaps_from_robots(b"Sitemap: http://[oops\nSitemap: /s.xml", "https://ex.com/robots.txt") == ["https://ex.com/s.xml"]
