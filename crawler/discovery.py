@@ -31,6 +31,7 @@ __all__ = [
     "parse_sitemap",
     "sitemaps_from_robots",
     "looks_like_article_url",
+    "looks_like_feed",
     "parse_date",
 ]
 
@@ -104,6 +105,14 @@ def parse_feed(body: bytes, url: str) -> list[Candidate]:
             seen.add(c.url)
             unique.append(c)
     return unique
+
+
+def looks_like_feed(body: bytes) -> bool:
+    """Whether ``body`` starts like an RSS, RDF, Atom or JSON feed (even an empty one)."""
+    head = body[:4000].lstrip().lower()
+    if head[:1] == b"{":
+        return b'"version"' in head or b'"items"' in head
+    return any(tag in head for tag in (b"<rss", b"<feed", b"<rdf:rdf", b"<rdf"))
 
 
 def _parse_xml_feed(body: bytes, url: str) -> list[Candidate]:

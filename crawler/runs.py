@@ -42,6 +42,7 @@ class CrawlRunRecorder:
         self.run_id: int | None = None
         self.topics: list[str] = []
         self._errors: list[dict] = []
+        self._error_kinds: dict[str, int] = {}
 
     @classmethod
     def from_crawler(cls, crawler):
@@ -78,6 +79,7 @@ class CrawlRunRecorder:
             logger.warning("Marked %d earlier crawl run(s) whose process is gone as failed: %s", len(gone), gone)
 
     def fetch_failed(self, url, kind, detail, topics=()):
+        self._error_kinds[kind] = self._error_kinds.get(kind, 0) + 1
         self._errors.append({"run_id": self.run_id, "url": url, "kind": kind, "detail": detail, "at": _now()})
         if len(self._errors) >= 100:
             self._write_errors()
@@ -97,7 +99,14 @@ class CrawlRunRecorder:
         total = totals(self.stats, COUNTERS)
         per_topic = {t: topic_counts(self.stats, t, COUNTERS) for t in self.topics}
         status = _STATUS.get(reason, "failed")
-        update = {"finished_at": _now(), "status": status, "finish_reason": reason, **total, "stats": _stats_json(self.stats.get_stats())}
+        update = {
+            "finished_at": _now(),
+            "status": status,
+            "finish_reason": reason,
+            **total,
+            "error_kinds": json.dumps(dict(sorted(self._error_kinds.items()))),
+            "stats": _stats_json(self.stats.get_stats()),
+        }
         with self.db.atomic():
             self.db["crawl_runs"].update(self.run_id, update)
             self.db["crawl_run_topics"].insert_all(

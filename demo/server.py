@@ -19,6 +19,7 @@ import hashlib
 import mimetypes
 import posixpath
 import threading
+import time
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -37,6 +38,8 @@ class Response:
     status: int = 200
     body: bytes = b""
     headers: Mapping[str, str] | None = None
+    drip: float = 0.0  # hostile-server tests: seconds between 100-byte chunks of the body
+    abort: bool = False  # hostile-server tests: close the connection without answering
 
 
 @dataclass(frozen=True)
@@ -155,6 +158,11 @@ class FixtureServer:
                     response = server.resolve(self)
                 except Exception as exc:  # a broken route must not kill the server
                     response = Response(500, repr(exc).encode(), {"Content-Type": "text/plain"})
+                if response.abort:
+                    with server._lock:
+                        server._records.append(RequestRecord(self.command, self.path, 0, dict(self.headers)))
+                    self.close_connection = True
+                    return
                 headers = dict(response.headers or {})
                 status, body = response.status, response.body
                 if status == 200 and "ETag" not in headers:
@@ -170,7 +178,12 @@ class FixtureServer:
                         self.send_header(key, value)
                     self.send_header("Content-Length", str(len(body)))
                     self.end_headers()
-                    if not head and body:
+                    if not head and body and response.drip:
+                        for i in range(0, len(body), 100):
+                            self.wfile.write(body[i : i + 100])
+                            self.wfile.flush()
+                            time.sleep(response.drip)
+                    elif not head and body:
                         self.wfile.write(body)
                 except (BrokenPipeError, ConnectionResetError):
                     self.close_connection = True  # the client went away (a killed crawl): not our problem

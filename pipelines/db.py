@@ -146,6 +146,12 @@ def m005_article_sources(db: sqlite_utils.Database) -> None:
     db["article_sources"].create_index(["kind"])
 
 
+@migrations()
+def m006_error_kinds(db: sqlite_utils.Database) -> None:
+    # failures of a crawl counted by kind (http_404, timeout, too_large, ...), as JSON
+    db["crawl_runs"].add_column("error_kinds", str)
+
+
 def open_db(path: str | Path, *, migrate: bool = True) -> sqlite_utils.Database:
     """Open (and create) the store at ``path``: WAL, busy timeout, schema up to date."""
     path = Path(path)

@@ -25,6 +25,7 @@ from crawler import signals
 from crawler.discovery import (
     Candidate,
     looks_like_article_url,
+    looks_like_feed,
     parse_feed,
     parse_sitemap,
     sitemaps_from_robots,
@@ -135,6 +136,11 @@ class NewsSpider(scrapy.Spider):
         if self._not_modified(response):
             return
         candidates = parse_feed(response.body, response.url)
+        if not candidates and not looks_like_feed(response.body):
+            count(self.crawler.stats, "errors", response.meta[TOPICS])
+            logger.warning("Feed %s: not an RSS, Atom or JSON feed", response.url)
+            self._fail(response.url, "bad_feed", "not an RSS, Atom or JSON feed", response.meta[TOPICS])
+            return
         logger.info("Feed %s: %d item(s)", response.url, len(candidates))
         yield from self._schedule(candidates, response, "feed")
 
@@ -254,6 +260,9 @@ class NewsSpider(scrapy.Spider):
                 url,
                 callback=self.parse_article,
                 errback=self.on_error,
+                # duplicates are already merged above (_scheduled); letting Scrapy's dupefilter
+                # drop redirects too would hide redirect loops instead of recording them
+                dont_filter=True,
                 meta={TOPICS: tuple(topics), ARTICLE: True, HINTS: hints, KEY: url, **_slot(response)},
             )
 
@@ -271,9 +280,14 @@ class NewsSpider(scrapy.Spider):
             return
         count(self.crawler.stats, "fetched", topics)
         content_type = response.headers.get("Content-Type", b"").decode("latin-1").lower()
-        if not isinstance(response, scrapy.http.HtmlResponse) and "html" not in content_type:
+        if not response.body.strip():
+            count(self.crawler.stats, "not_article", topics)
+            self._fail(response.url, "empty_body", "the page is empty", topics)
+            return
+        if not _is_html(response, content_type):
             count(self.crawler.stats, "not_article", topics)
             logger.info("Not an article (content type %r): %s", content_type or "none", response.url)
+            self._fail(response.url, "not_html", f"content type {content_type or 'none'}", topics)
             return
         yield ArticleItem(
             url=response.meta.get("news_canonical") or request_url,
@@ -306,6 +320,13 @@ class NewsSpider(scrapy.Spider):
         self.crawler.signals.send_catch_log(signals.fetch_failed, url=url, kind=kind, detail=detail, topics=tuple(topics))
 
 
+def _is_html(response: Response, content_type: str) -> bool:
+    """The Content-Type decides when there is one (a PDF behind an .html link is a PDF)."""
+    if content_type:
+        return "html" in content_type or "xml" in content_type
+    return isinstance(response, scrapy.http.HtmlResponse)
+
+
 def _slot(response: Response) -> dict:
     """Keep search-service results in that service's rate-limited download slot."""
     slot = response.meta.get("download_slot")
@@ -313,26 +334,39 @@ def _slot(response: Response) -> dict:
 
 
 def _describe_failure(failure: Failure) -> tuple[str, str]:
-    from scrapy.exceptions import IgnoreRequest
+    """(kind, detail) of a failed request, for fetch_errors and the per-kind counts."""
+    from scrapy import exceptions as sx
     from scrapy.spidermiddlewares.httperror import HttpError
     from twisted.internet import error as net
 
     from crawler.middlewares import RefusedAddress
 
     exc = failure.value
+    text = str(exc)[:500]
     if isinstance(exc, RefusedAddress):
-        return "refused_address", str(exc)
+        return "refused_address", text
     if isinstance(exc, HttpError):
         return f"http_{exc.response.status}", f"HTTP {exc.response.status}"
-    if isinstance(exc, IgnoreRequest):
-        # RobotsTxtMiddleware raises a plain IgnoreRequest with this message
-        return ("robots" if "robots.txt" in str(exc) else "ignored"), str(exc)
-    if isinstance(exc, (net.TimeoutError, net.TCPTimedOutError)):
-        return "timeout", str(exc)
-    if isinstance(exc, net.DNSLookupError):
-        return "dns", str(exc)
-    if isinstance(exc, net.ConnectionRefusedError):
-        return "connection_refused", str(exc)
-    if isinstance(exc, (net.ConnectionLost, net.ConnectionDone)):
-        return "connection_lost", str(exc)
-    return type(exc).__name__, str(exc)[:500]
+    if isinstance(exc, sx.IgnoreRequest):
+        # Scrapy's middlewares raise plain IgnoreRequests: tell them apart by their message
+        if "robots.txt" in text:
+            return "robots", text
+        if "max redirections" in text:
+            return "too_many_redirects", text
+        if "max size" in text.lower() or "DOWNLOAD_MAXSIZE" in text:
+            return "too_large", text  # e.g. a decompression bomb
+        return "ignored", text
+    if isinstance(exc, sx.DownloadCancelledError):  # cancelled: larger than DOWNLOAD_MAXSIZE, or shut down
+        return ("too_large" if "max size" in text.lower() else "cancelled"), text
+    kinds = [
+        ((sx.DownloadTimeoutError, net.TimeoutError, net.TCPTimedOutError), "timeout"),
+        ((sx.CannotResolveHostError, net.DNSLookupError), "dns"),
+        ((sx.DownloadConnectionRefusedError, net.ConnectionRefusedError), "connection_refused"),
+        ((sx.ResponseDataLossError,), "truncated_response"),
+        ((sx.UnsupportedURLSchemeError,), "unsupported_scheme"),
+        ((sx.DownloadFailedError, net.ConnectionLost, net.ConnectionDone, net.ConnectError), "connection_lost"),
+    ]
+    for types, kind in kinds:
+        if isinstance(exc, types):
+            return kind, text
+    return type(exc).__name__, text
