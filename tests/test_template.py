@@ -82,3 +82,32 @@ def test_site_templates_unit():
     for i in range(2):
         t3.observe("ex.com", _keys("Shared line"))
     assert t3.clean("ex.com", "Shared line")[1] == 0
+
+
+def test_reextract_with_a_site_rule_cleans_stored_articles(tmp_path):
+    """Crawl with template removal off (cards leak), then re-extract the stored raw HTML with a prune_xpath rule."""
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    server = FixtureServer()
+    with server:
+        pages, articles = featured_site.build(server.base)
+        server.pages.update(pages)
+        topics = tmp_path / "topics.toml"
+        topics.write_text(f'[[topic]]\nname = "ai"\nmax_age_days = 0\nfeeds = ["{server.base}/feed.xml"]\n')
+        run_crawl(topics, tmp_path / "news.db", "-s", "NEWS_TEMPLATE_REMOVAL=False")
+    cards = featured_site._manifest()["featured_cards"]
+    leaked = lambda: sum(card["description"] in _collapse(r["text"]) for r in open_store(tmp_path / "news.db")["articles"].rows for card in cards)  # noqa: E731
+    assert leaked() > 0
+    rule = 'NEWS_SITE_RULES={"127.0.0.1": {"prune_xpath": ["//*[contains(@class, \'tool-card\')]", "//h3[@class=\'featured-heading\']"]}}'
+    result = subprocess.run([sys.executable, "-m", "pipelines.reextract", "--db", str(tmp_path / "news.db"), "--set", rule],
+                            cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "changed" in result.stdout
+    assert leaked() == 0
+    texts = " ".join(_collapse(r["text"]) for r in open_store(tmp_path / "news.db")["articles"].rows)
+    for article in articles:
+        for paragraph in article["paragraphs"]:
+            assert _collapse(paragraph) in texts
