@@ -172,8 +172,15 @@ class TemplatePipeline:
         if self.db is None:
             return
         now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        # blocks seen on one page only are not kept (most links and headlines are unique): the
+        # table holds what can become template, not every line of every page
+        rows = [(r["host"], r["key"], r["pages"], now) for r in self.templates.changes() if r["pages"] >= 2 or r["key"] == SiteTemplates.PAGES_KEY]
         with self.db.atomic():
-            self.db["site_blocks"].upsert_all(({**row, "last_seen": now} for row in self.templates.changes()), pk=("host", "key"))
+            self.db.conn.executemany(
+                "INSERT INTO site_blocks (host, key, pages, last_seen) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT(host, key) DO UPDATE SET pages = excluded.pages, last_seen = excluded.last_seen",
+                rows,
+            )
         recleaned = 0
         for host in sorted(self._hosts_this_crawl):
             if not self.templates.has_template(host):
