@@ -25,6 +25,8 @@ NEWS_EXTRACT_WORKERS = 0
 NEWS_EXTRACT_MAX_TASKS_PER_CHILD = 500
 # Pages whose extracted text is shorter than this (characters) are "not an article".
 NEWS_MIN_TEXT_CHARS = 400
+# Reject listing, forum, product, service and documentation pages (pipelines/detect.py).
+NEWS_DETECT_ARTICLES = True
 # Keep the raw HTML of each stored article (zlib-compressed, table raw_html) so that
 # extraction can be re-run later without re-fetching.
 NEWS_KEEP_RAW_HTML = True

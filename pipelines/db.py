@@ -42,7 +42,7 @@ def m001_initial(db: sqlite_utils.Database) -> None:
             "title": str,
             "text": str,
             "published": str,  # ISO date (YYYY-MM-DD) or datetime, never the crawl date
-            "published_source": str,  # page | feed | sitemap | url
+            "published_source": str,  # jsonld | meta | page | feed | sitemap | url
             "authors": str,  # "; "-separated
             "sitename": str,
             "hostname": str,

@@ -22,6 +22,8 @@ from scrapy.exceptions import DropItem
 from crawler.items import ArticleItem
 from crawler.stats import count
 from pipelines.drops import NotAnArticleDrop
+from pipelines.dates import resolve_published
+from pipelines.detect import article_verdict
 from pipelines.group import Grouper
 from pipelines.textnorm import block_key, content_hash
 
@@ -36,6 +38,7 @@ class ExtractOptions:
     keep_raw_html: bool = True
     template_block_chars: int = 300  # NEWS_TEMPLATE_MAX_BLOCK_CHARS
     group_features: dict | None = None  # pipelines.group.features() keyword arguments; None = no grouping
+    detect_articles: bool = True  # NEWS_DETECT_ARTICLES: reject listing, forum, product, docs pages
     site_rules: dict = field(default_factory=dict)  # NEWS_SITE_RULES
 
     def rules_for(self, host: str) -> dict:
@@ -92,12 +95,12 @@ def extract(body: bytes, encoding: str | None, url: str, hints: dict | None, opt
     text = (data.get("text") or "").strip()
     if len(text) < options.min_text_chars:
         raise NotAnArticle(f"too little text ({len(text)} < {options.min_text_chars} characters)")
+    if options.detect_articles:
+        verdict = article_verdict(tree, url, data)  # trafilatura worked on a copy: the tree is intact
+        if verdict:
+            raise NotAnArticle(verdict)
     title = (data.get("title") or hints.get("title") or "").strip() or None
-    published, published_source = data.get("date"), "page"
-    if not published and hints.get("published"):
-        published, published_source = hints["published"], hints.get("published_source") or "feed"
-    if not published:
-        published_source = None
+    published, published_source = resolve_published(tree, url, data.get("date"), hints)
     result = {
         "title": title,
         "text": text,
@@ -211,6 +214,7 @@ class ExtractPipeline:
             keep_raw_html=settings.getbool("NEWS_KEEP_RAW_HTML", True),
             site_rules=_site_rules(settings),
             template_block_chars=settings.getint("NEWS_TEMPLATE_MAX_BLOCK_CHARS", 300),
+            detect_articles=settings.getbool("NEWS_DETECT_ARTICLES", True),
             group_features=Grouper.from_settings(settings).feature_kwargs if settings.getbool("NEWS_GROUPING", True) else None,
         )
         return cls(crawler.stats, workers, options, settings.getint("NEWS_EXTRACT_MAX_TASKS_PER_CHILD", 500) or None)

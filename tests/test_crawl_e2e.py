@@ -140,7 +140,7 @@ def test_metadata_and_dates(crawled):
             continue
         assert row["title"] == article["title"]
         assert row["published"][:10] == article["published"], article["path"]
-        assert row["published_source"] in ("page", "feed", "sitemap")
+        assert row["published_source"] in ("jsonld", "meta", "page", "feed", "sitemap", "url")
         assert len(row["content_hash"]) == 40
         assert row["language"] in ("en", None)
     raw = crawled["db"].execute("select count(*) from raw_html").fetchone()[0]
