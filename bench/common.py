@@ -93,3 +93,27 @@ def scrapinghub_scores(pairs: list[tuple[str, str]]) -> dict[str, float]:
     recall = sum(recalls) / len(recalls) if recalls else 0.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
     return {"precision": precision, "recall": recall, "f1": f1}
+
+
+def crawl_fundus(served: dict, workdir: Path, *settings: str) -> tuple[Path, float]:
+    """Serve fundus_news pages (path -> Response) with its per-site RSS feeds, crawl them all.
+
+    Returns (database, wall seconds). One topic, no query, no age limit.
+    """
+    from demo.server import FixtureServer, Response
+
+    feeds = sorted(data_path("fundus_news", "site_feeds").glob("*/rss.xml"))
+    with FixtureServer(pages=served) as server:
+        feed_urls = []
+        for feed in feeds:
+            path = f"/feeds/{feed.parent.name}/rss.xml"
+            body = feed.read_text(encoding="utf-8").replace("{{BASE}}", server.base).encode()
+            server.pages[path] = Response(200, body, {"Content-Type": "application/rss+xml"})
+            feed_urls.append(server.base + path)
+        topics = workdir / "topics.toml"
+        topics.write_text('[[topic]]\nname = "fundus"\nmax_age_days = 0\nfeeds = [\n' + ",\n".join(f'  "{u}"' for u in feed_urls) + "\n]\n")
+        db = workdir / "news.db"
+        for old in workdir.glob("news.db*"):
+            old.unlink()
+        _, wall = run_crawl(topics, db, *FAST_LOCAL, *settings, log=workdir / "crawl.log")
+    return db, wall

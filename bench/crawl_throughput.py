@@ -18,9 +18,9 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from common import FAST_LOCAL, data_path, read_jsonl, run_crawl
+from common import crawl_fundus, data_path, read_jsonl
 
-from demo.server import FixtureServer, Response
+from demo.server import Response
 
 
 def _bare(args):
@@ -41,21 +41,9 @@ def load_site():
     return pages, by_path, feeds
 
 
-def crawl_once(by_path, feeds, workdir: Path) -> dict:
+def crawl_once(by_path, workdir: Path) -> dict:
     served = {path: Response(200, row["html"].encode(row.get("html_encoding") or "utf-8", "replace"), {"Content-Type": "text/html; charset=utf-8"}) for path, row in by_path.items()}
-    with FixtureServer(pages=served) as server:
-        feed_urls = []
-        for feed in feeds:
-            path = f"/feeds/{feed.parent.name}/rss.xml"
-            body = feed.read_text(encoding="utf-8").replace("{{BASE}}", server.base).encode()
-            server.pages[path] = Response(200, body, {"Content-Type": "application/rss+xml"})
-            feed_urls.append(server.base + path)
-        topics = workdir / "topics.toml"
-        topics.write_text('[[topic]]\nname = "fundus"\nmax_age_days = 0\nfeeds = [\n' + ",\n".join(f'  "{u}"' for u in feed_urls) + "\n]\n")
-        db = workdir / "news.db"
-        for old in workdir.glob("news.db*"):
-            old.unlink()
-        _, wall = run_crawl(topics, db, *FAST_LOCAL, "NEWS_EXTRACT_WORKERS=2", log=workdir / "crawl.log")
+    db, wall = crawl_fundus(served, workdir, "NEWS_EXTRACT_WORKERS=2")
 
     import sqlite_utils
 
@@ -79,7 +67,7 @@ def main() -> None:
     print(f"machine: {os.cpu_count()} cores; pages served: {len(by_path)} from {len(feeds)} feeds; {rounds} rounds (crawl, then bare)")
     ratios = []
     for n in range(1, rounds + 1):
-        run = crawl_once(by_path, feeds, workdir)
+        run = crawl_once(by_path, workdir)
         crawl_rate = run["stored"] / run["elapsed"]
         bare_elapsed, with_result = bare_once(by_path)
         bare_rate = len(by_path) / bare_elapsed

@@ -46,7 +46,7 @@ from datetime import datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from common import FAST_LOCAL, data_path, read_jsonl, run_crawl, scrapinghub_scores
+from common import crawl_fundus, FAST_LOCAL, data_path, read_jsonl, run_crawl, scrapinghub_scores
 
 from crawler.urls import canonical_url
 from demo.server import FixtureServer, Response
@@ -206,19 +206,8 @@ def bench_fundus(settings: list[str]) -> dict:
         row = pages[page_id]
         served[path] = html_response(row["html"], row.get("html_encoding"))
         key_to_id[page_key(f"http://127.0.0.1{path}")] = page_id
-    feeds = sorted(data_path("fundus_news", "site_feeds").glob("*/rss.xml"))
     workdir = Path(tempfile.mkdtemp(prefix="bench-extraction-fundus-"))
-    with FixtureServer(pages=served) as server:
-        feed_urls = []
-        for feed in feeds:
-            path = f"/feeds/{feed.parent.name}/rss.xml"
-            body = feed.read_text(encoding="utf-8").replace("{{BASE}}", server.base).encode()
-            server.pages[path] = Response(200, body, {"Content-Type": "application/rss+xml"})
-            feed_urls.append(server.base + path)
-        topics = workdir / "topics.toml"
-        topics.write_text('[[topic]]\nname = "fundus"\nmax_age_days = 0\nfeeds = [\n' + ",\n".join(f'  "{u}"' for u in feed_urls) + "\n]\n")
-        db = workdir / "news.db"
-        run_crawl(topics, db, *FAST_LOCAL, *settings, log=workdir / "crawl.log")
+    db, _ = crawl_fundus(served, workdir, *settings)
     articles, run, _ = stored_rows(db)
     got = {}
     for article in articles:
