@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import json
 import ipaddress
 import socket
 import logging
@@ -181,26 +182,58 @@ class SeenArticlesMiddleware:
     (not an article; irrelevant to every topic asking for it).
 
     Checked twice: before the request (its canonical URL) and after the response (the
-    page's own rel=canonical / og:url, when it names another URL of the same site).
+    page's own rel=canonical / og:url, when it names another URL of the same site). A stored
+    article asked for by a topic it is not tagged with is matched against that topic's query
+    from its stored text, and tagged when it matches.
     """
 
-    def __init__(self, reader: _StoreReader, stats):
+    def __init__(self, reader: _StoreReader, stats, topics=()):
         self.reader = reader
         self.stats = stats
+        self.topics = {t.name: t for t in topics}
 
     @classmethod
     def from_crawler(cls, crawler):
+        from crawler.topics import TopicsError, load_topics
+
         db_path = crawler.settings.get("NEWS_DB")
         if not db_path:
             raise NotConfigured("NEWS_DB is not set")
-        return cls(_StoreReader(db_path), crawler.stats)
+        try:
+            topics = load_topics(crawler.settings.get("NEWS_TOPICS"))
+        except TopicsError:
+            topics = ()  # the spider reports the problem and stops
+        return cls(_StoreReader(db_path), crawler.stats, topics)
 
     def process_request(self, request):
         if request.meta.get(ARTICLE):
-            why = self.reader.known(canonical_url(request.url), request.meta.get(TOPICS, ()))
+            url = canonical_url(request.url)
+            why = self.reader.known(url, request.meta.get(TOPICS, ()))
+            if why == "already stored":
+                self._tag_new_topics(url, request.meta.get(TOPICS, ()))
             if why:
                 self._skip(request, why)
         return None
+
+    def _tag_new_topics(self, url: str, topics) -> None:
+        """A stored article listed by a topic it is not tagged with yet (a topic added later,
+        another topic's feed): match that topic's query against the stored text, no fetch."""
+        db = self.reader.db
+        tagged = {t for (t,) in db.execute("SELECT topic FROM article_topics WHERE url = ?", [url]).fetchall()}
+        new = [t for t in topics if t not in tagged and t in self.topics]
+        if not new:
+            return
+        title, text = db.execute("SELECT title, text FROM articles WHERE url = ?", [url]).fetchone()
+        rows = []
+        for name in new:
+            matched = self.topics[name].match(f"{title or ''}\n{text or ''}")
+            if matched is not None:
+                rows.append({"url": url, "topic": name, "matched": json.dumps(sorted(matched)),
+                             "run_id": self.stats.get_value("news/run_id"), "added_at": datetime.now(timezone.utc).isoformat(timespec="seconds")})
+                count(self.stats, "stored", [name], total=False)
+        if rows:
+            with db.atomic():
+                db["article_topics"].insert_all(rows, ignore=True)
 
     def process_response(self, request, response):
         if not request.meta.get(ARTICLE) or response.status != 200:

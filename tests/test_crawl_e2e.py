@@ -230,3 +230,29 @@ def test_bad_topics_file_fails_with_clear_message(tmp_path):
     assert "Traceback" not in result.stderr
     run = next(open_store(tmp_path / "news.db")["crawl_runs"].rows)
     assert run["status"] == "failed" and run["finish_reason"] == "config_error"
+
+
+def test_a_topic_added_later_gets_stored_articles_without_refetching(tmp_path):
+    """Topic B, added after topic A stored an article, is tagged from the stored text."""
+    from demo.server import FixtureServer
+
+    first = '[[topic]]\nname = "a"\nquery = "Anthropic"\nfeeds = ["{{BASE}}/feeds/atom.xml"]\nmax_age_days = 0\n'
+    second = first + '[[topic]]\nname = "b"\nquery = "Claude AND Alibaba"\nfeeds = ["{{BASE}}/feeds/atom.xml"]\nmax_age_days = 0\n'
+    with FixtureServer(root=DEMO_SITE) as server:
+        assert run_crawl(write_topics(tmp_path / "t1.toml", first, server.base), tmp_path / "news.db").returncode == 0
+        stored = {r["url"] for r in open_store(tmp_path / "news.db")["articles"].rows}
+        server.pages.clear()
+        # no conditional GET: the new topic's run must see the feed again
+        open_store(tmp_path / "news.db").execute("delete from source_state")
+        open_store(tmp_path / "news.db").conn.commit()
+        server.clear()
+        result = run_crawl(write_topics(tmp_path / "t2.toml", second, server.base), tmp_path / "news.db")
+        refetched = [p for p in server.paths() if p.startswith("/news/")]
+    assert result.returncode == 0 and stored
+    assert refetched == []
+    db = open_store(tmp_path / "news.db")
+    b_urls = {r["url"] for r in db["article_topics"].rows_where("topic = 'b'")}
+    assert b_urls and b_urls <= stored
+    for url in b_urls:
+        text = db.execute("select title || ' ' || text from articles where url = ?", [url]).fetchone()[0]
+        assert "Claude" in text and "Alibaba" in text
