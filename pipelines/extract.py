@@ -228,14 +228,24 @@ class ExtractPipeline:
         # with the extraction code already imported
         context = multiprocessing.get_context("forkserver")
         context.set_forkserver_preload(["pipelines.extract", "pipelines.group", "trafilatura"])
-        # workers are replaced after max_tasks_per_child pages: lxml/trafilatura caches and
-        # fragmentation cannot grow without bound on long crawls
-        pool = ProcessPoolExecutor(
-            max_workers=self.workers, mp_context=context, initializer=_worker_init, max_tasks_per_child=self.max_tasks_per_child
-        )
+        # (ProcessPoolExecutor's own max_tasks_per_child is not used: with CPython 3.11 it can
+        # leave a future pending for ever when a worker is replaced; see _submit for recycling)
+        pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=context, initializer=_worker_init)
         for _ in range(self.workers):  # start the workers now, while discovery runs
             pool.submit(_noop)
+        self._submitted = 0
         return pool
+
+    def _submit(self, *args):
+        """Submit one page; every max_tasks_per_child x workers pages, start a fresh pool so that
+        lxml/trafilatura caches and fragmentation cannot grow without bound on long crawls (the
+        old pool finishes the pages it has, then its workers exit)."""
+        if self.max_tasks_per_child and self._submitted >= self.max_tasks_per_child * self.workers:
+            old, self._pool = self._pool, self._new_pool()
+            old.shutdown(wait=False)
+            logger.debug("Extraction pool recycled")
+        self._submitted += 1
+        return self._pool.submit(_extract_job, *args)
 
     def _restart_pool(self) -> None:
         broken, self._pool = self._pool, self._new_pool()
@@ -253,15 +263,16 @@ class ExtractPipeline:
             return item
         args = (item["html"], item.get("encoding"), item["url"], item.get("hints"), self.options)
         try:
+            future = self._submit(*args)
             pool = self._pool
             try:
-                status, payload = await asyncio.wrap_future(pool.submit(_extract_job, *args))
+                status, payload = await asyncio.wrap_future(future)
             except BrokenProcessPool:
                 # a worker died (killed, out of memory, a crash in a C extension): start a new
                 # pool (once, however many pages were waiting on the broken one) and retry
                 if self._pool is pool:
                     self._restart_pool()
-                status, payload = await asyncio.wrap_future(self._pool.submit(_extract_job, *args))
+                status, payload = await asyncio.wrap_future(self._submit(*args))
         except Exception as exc:  # a crashed worker or a bug: count it, keep crawling
             count(self.stats, "errors", item["topics"])
             logger.error("Extraction failed for %s: %r", item["url"], exc)
