@@ -58,6 +58,7 @@ class SiteTemplates:
     """
 
     PAGES_KEY = 0  # the site's page counter is stored as the block with key 0
+    PRUNE_EVERY = 500  # pages of a site between two prunings of its single-page blocks
 
     def __init__(self, min_pages: int = 3, max_block_chars: int = 300, min_share: float = 0.3):
         if min_pages < 2:
@@ -82,6 +83,13 @@ class SiteTemplates:
         for key in {*keys, self.PAGES_KEY}:
             counts[key] = counts.get(key, 0) + 1
             self._dirty.add((host, key))
+        pages = counts[self.PAGES_KEY]
+        if pages % self.PRUNE_EVERY == 0:
+            # keep memory flat on long crawls: a block seen on one page of the last
+            # PRUNE_EVERY is far from the share a template needs (and is not saved anyway)
+            for key in [k for k, n in counts.items() if n == 1 and k != self.PAGES_KEY]:
+                del counts[key]
+                self._dirty.discard((host, key))
 
     def _threshold(self, counts: dict[int, int]) -> int:
         return max(self.min_pages, math.ceil(self.min_share * counts.get(self.PAGES_KEY, 0)))

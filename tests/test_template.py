@@ -111,3 +111,11 @@ def test_reextract_with_a_site_rule_cleans_stored_articles(tmp_path):
     for article in articles:
         for paragraph in article["paragraphs"]:
             assert _collapse(paragraph) in texts
+
+
+def test_single_page_blocks_are_pruned_so_memory_stays_flat():
+    t = SiteTemplates(min_pages=3)
+    for i in range(SiteTemplates.PRUNE_EVERY * 2):
+        t.observe("ex.com", [block_key(f"unique line {i}"), block_key("Site menu")])
+    assert len(t._counts["ex.com"]) == 2  # the page counter and the shared block only
+    assert t.clean("ex.com", "Site menu\nOwn text") == ("Own text", 1)
