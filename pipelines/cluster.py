@@ -149,7 +149,7 @@ def group_rows(
     rows: list[dict],
     grouper: Grouper,
     *,
-    corpus_idf: bool = True,
+    corpus_idf: bool = False,
     jobs: int = 1,
     progress: Callable[[int], None] | None = None,
 ) -> list[dict]:
@@ -165,6 +165,7 @@ def group_rows(
         feats = pool.map(pairs)
     if corpus_idf:
         grouper.learn_idf(f.terms for f in feats)
+    grouper.keep_all_stories = True  # input rows need not be in time order
     out = []
     for row, feat in zip(rows, feats):
         key = str(row["id"])
@@ -180,7 +181,7 @@ def group_rows(
 # --------------------------------------------------------------------------- regroup
 
 
-def regroup_db(db, grouper: Grouper, *, corpus_idf: bool = True, jobs: int = 1, batch: int = 500, echo: Callable[[str], None] | None = None) -> dict:
+def regroup_db(db, grouper: Grouper, *, corpus_idf: bool = False, jobs: int = 1, batch: int = 500, echo: Callable[[str], None] | None = None) -> dict:
     """Recompute the groups of every article in ``db`` (in arrival order) and rewrite the grouping tables.
 
     One transaction: readers see the old groups until it commits. Returns counts.
@@ -263,7 +264,7 @@ def cli() -> None:
 @click.argument("input_path", metavar="INPUT", type=str)
 @click.option("-o", "--output", type=click.File("w", encoding="utf-8"), default="-", help="Output JSONL (default: stdout).")
 @click.option("--set", "settings", multiple=True, help=_SET_HELP)
-@click.option("--idf", type=click.Choice(["corpus", "online"]), default="corpus", show_default=True,
+@click.option("--idf", type=click.Choice(["corpus", "online"]), default="online", show_default=True,
               help="Term document frequencies from the whole input first, or growing row by row as in a crawl.")
 @click.option("-j", "--jobs", type=click.IntRange(1, 64), default=1, show_default=True, help="Processes computing features.")
 def batch(input_path: str, output, settings: tuple[str, ...], idf: str, jobs: int) -> None:
@@ -288,7 +289,7 @@ def batch(input_path: str, output, settings: tuple[str, ...], idf: str, jobs: in
 @cli.command()
 @click.option("--db", "db_path", required=True, type=click.Path(dir_okay=False, path_type=Path), help="The crawler's SQLite store.")
 @click.option("--set", "settings", multiple=True, help=_SET_HELP)
-@click.option("--idf", type=click.Choice(["corpus", "online"]), default="corpus", show_default=True,
+@click.option("--idf", type=click.Choice(["corpus", "online"]), default="online", show_default=True,
               help="Term document frequencies from the whole store first, or growing article by article.")
 @click.option("-j", "--jobs", type=click.IntRange(1, 64), default=1, show_default=True, help="Processes computing features.")
 def regroup(db_path: Path, settings: tuple[str, ...], idf: str, jobs: int) -> None:

@@ -4,27 +4,30 @@ Two questions are asked of every article, in the order it is stored:
 
 * **Is it a copy of an earlier article?** (wire copies, syndication edits, trims, re-headlined
   copies, inserted "Read more" lines, datelines). The text is split into lines; every line gets
-  the MinHash minima of its word shingles (datasketch's ``affine32`` scheme, hashed in one
-  numpy batch). Lines that recur on other pages of the same host are the site's template
-  (sidebars, cookie banners, ad cards) and are left out, so the article's signature is the
-  element-wise minimum over its own lines only: the union of MinHash sets. Banded LSH over
-  that signature finds candidates; the best one whose estimated Jaccard similarity reaches
-  ``NEWS_DEDUP_THRESHOLD`` gives its cluster. Exact copies are caught first by content hash.
-* **Which story does it report?** Copies join their original's story. Other articles are
-  compared by TF-IDF over salient terms of the title and lead (stop words dropped, plurals
-  folded, title words and capitalised names weighted up; IDF learned from the articles in
-  the index) with a term-to-article inverted index; an article joins the story whose closest
-  members (mean of the top ``_STORY_TOP_K``, published within ``NEWS_STORY_GAP_DAYS``) reach
+  the MinHash minima of its word shingles (datasketch's ``affine32`` scheme, computed in one
+  numpy batch and checked against ``datasketch.MinHash``). Lines that recur on other pages of
+  the same host are the site's template (sidebars, cookie banners, ad cards) and are left out,
+  so the article's signature is the element-wise minimum over its own lines only (MinHash of
+  the union). Banded LSH over that signature (bands and rows chosen by
+  ``datasketch.MinHashLSH`` for the threshold) finds candidates; the best one whose estimated
+  Jaccard similarity reaches ``NEWS_DEDUP_THRESHOLD`` gives its cluster. Exact copies are
+  caught first by content hash.
+* **Which story does it report?** A copy joins its original's story. Other articles are
+  compared by TF-IDF over their salient terms: the title (counted twice) and the first
+  ``NEWS_STORY_LEAD_WORDS`` words, stop words dropped and plurals folded, IDF from the
+  articles in the index, the ``_SALIENT_TERMS`` heaviest terms kept. A term-to-article inverted
+  index scores the earlier articles; an article joins the story whose closest members (mean of
+  the top ``_STORY_TOP_K``, published at most ``NEWS_STORY_GAP_DAYS`` apart) reach
   ``NEWS_STORY_THRESHOLD``, or starts a new one.
 
 :func:`features` is the CPU-heavy, pure part; it runs in the extraction worker processes and
-imports only numpy. :class:`Grouper` holds the in-memory indexes: :meth:`Grouper.assign` is
-synchronous and does no I/O (query, then insert, so two copies in one crawl find each other);
-:meth:`Grouper.persist` writes the compact state (signatures as raw ``uint32`` with their
-scheme, ``num_perm``, seed and shingle size; line and term hashes) inside the store's
-transaction; :meth:`Grouper.restore` rebuilds the indexes from it for the last
-``NEWS_GROUP_WINDOW_DAYS`` without reading article text. Ids are ``c``/``s`` + 15 hex digits
-of the sha1 of the group's first article URL, so they are stable across runs and regroups.
+imports only numpy (and sqlite-utils' migrations). :class:`Grouper` holds the in-memory indexes:
+:meth:`Grouper.assign` is synchronous and does no I/O (query, then insert, so two copies in one
+crawl find each other); :meth:`Grouper.persist` writes the compact state (signatures as raw
+``uint32`` with their scheme, ``num_perm``, seed and shingle size; line hashes; term ids and
+counts) inside the store's transaction; :meth:`Grouper.restore` rebuilds the indexes from it for
+the last ``NEWS_GROUP_WINDOW_DAYS`` without reading article text. Group ids are ``c``/``s`` + 15
+hex digits of the sha1 of the group's first article URL: stable across runs and regroups.
 
 See docs/grouping.md for the measurements behind the defaults.
 """
@@ -40,7 +43,7 @@ import unicodedata
 import zlib
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable
 
 import numpy as np
 from sqlite_utils.migrations import Migrations
@@ -69,15 +72,16 @@ DEFAULTS: dict[str, float | int] = {
     "NEWS_DEDUP_BOILERPLATE_PAGES": 2,  # a line on this many pages of a host is its template
     "NEWS_STORY_THRESHOLD": 0.30,  # TF-IDF cosine (mean over the closest members) to join a story
     "NEWS_STORY_GAP_DAYS": 3,  # members published further apart than this don't count
-    "NEWS_STORY_LEAD_WORDS": 150,  # words of the text (after the title) that describe the story
+    "NEWS_STORY_LEAD_WORDS": 200,  # words of the text (after the title) that describe the story
     "NEWS_GROUP_WINDOW_DAYS": 30,  # days of stored articles kept in the indexes
 }
 
 _MIN_CONTENT_WORDS = 20  # fewer own words than this after removing template lines: keep them all
 _STORY_TOP_K = 3  # a story's score: mean similarity of its K closest members
+_SALIENT_TERMS = 60  # an article's story vector: its top terms by TF-IDF
+_MAX_POSTINGS = 5_000  # per term, the most recent articles scored (bounds the cost of very common terms)
 _TITLE_WEIGHT = 2.0
-_NAME_WEIGHT = 1.5  # capitalised word not starting a sentence: a name
-_NAME_BIGRAMS = 0.0  # weight of 'Supreme Court'-like pairs of capitalised words as extra terms
+_NAME_WEIGHT = 1.0  # weight of a capitalised word not starting a sentence (1.5 and 2.0 measured worse)
 _MAX_SHINGLE = 16
 _NO_DAY = np.iinfo(np.int32).min
 _EPOCH = date(1970, 1, 1)
@@ -92,8 +96,9 @@ class Features:
     """What :class:`Grouper` needs of one article; pure data, cheap to pickle.
 
     ``line_sigs[i]`` is the MinHash signature of line ``i``'s shingles; ``line_hashes[i]``
-    identifies the line's normalised text (for template detection); ``terms`` are sorted
-    32-bit ids of the story terms and ``term_weights`` their boosted counts (before IDF).
+    identifies the line's normalised text (for template detection); ``terms`` are the 32-bit
+    ids of the story terms in order of first appearance and ``term_weights`` their boosted
+    counts (before IDF).
     """
 
     num_perm: int
@@ -105,7 +110,7 @@ class Features:
     line_hashes: np.ndarray  # uint32 (n_lines,)
     line_words: np.ndarray  # uint32 (n_lines,)
     line_sigs: np.ndarray  # uint32 (n_lines, num_perm)
-    terms: np.ndarray  # uint32 (n_terms,), sorted
+    terms: np.ndarray  # uint32 (n_terms,), in order of first appearance
     term_weights: np.ndarray  # float32 (n_terms,)
 
 
@@ -184,14 +189,14 @@ def _line_hash(key: str) -> int:
 _WORD_HASHES: dict[str, int] = {}
 
 
-def _word_hash(word: str) -> int:
-    h = _WORD_HASHES.get(word)
-    if h is None:
-        if len(_WORD_HASHES) >= 500_000:  # a long-lived worker: keep memory flat
-            _WORD_HASHES.clear()
-        h = int.from_bytes(hashlib.blake2b(word.encode("utf-8"), digest_size=8).digest(), "little")
-        _WORD_HASHES[word] = h
-    return h
+def _word_hashes(flat: list[str]) -> np.ndarray:
+    """Stable 64-bit hashes of words (blake2b), cached per worker process."""
+    cache = _WORD_HASHES
+    if len(cache) > 500_000:  # a long-lived worker: keep memory flat
+        cache.clear()
+    for w in set(flat).difference(cache):
+        cache[w] = int.from_bytes(hashlib.blake2b(w.encode("utf-8"), digest_size=8).digest(), "little")
+    return np.fromiter(map(cache.__getitem__, flat), dtype=np.uint64, count=len(flat))
 
 
 # odd 64-bit multipliers, one per position in a shingle (fixed forever: stored signatures depend on them)
@@ -204,7 +209,7 @@ def _shingle_hashes(lines: list[list[str]], k: int) -> tuple[np.ndarray, np.ndar
     n = sum(sizes)
     if n == 0:
         return np.zeros(0, np.uint32), np.zeros(0, np.int64)
-    wh = np.fromiter((_word_hash(w) for ws in lines for w in ws), dtype=np.uint64, count=n)
+    wh = _word_hashes([w for ws in lines for w in ws])
     size = np.asarray(sizes, dtype=np.int64)
     start = np.concatenate(([0], np.cumsum(size)[:-1]))
     end = np.repeat(start + size, size)  # per word: end of its line
@@ -288,7 +293,7 @@ _STOPWORDS = frozenset(
     """.split()
 )
 _TOKEN = re.compile(r"[^\W_]+(?:['’][^\W_]+)*")
-_SENTENCE_END = re.compile(r"[.!?:;\"“”—–-]\s*$|^\s*$")
+_SENTENCE_END = re.compile(r"[.!?:;\"“”—–]\s*$|\n")
 
 
 def _stem(word: str) -> str:
@@ -306,39 +311,55 @@ def _term_id(term: str) -> int:
     return zlib.crc32(term.encode("utf-8"))
 
 
-def _add_terms(counts: dict[int, float], text: str, weight: float, limit: int | None) -> None:
-    text = unicodedata.normalize("NFKC", text)
-    taken = 0
-    prev_end = 0
-    prev_name: str | None = None  # previous token, if it was a capitalised content word
-    for m in _TOKEN.finditer(text):
-        if limit is not None and taken >= limit:
-            break
-        taken += 1
-        token = m.group(0).replace("’", "'")
-        if token.endswith("'s"):
-            token = token[:-2]
-        gap = text[prev_end : m.start()]
-        sentence_start = prev_end == 0 or bool(_SENTENCE_END.search(gap))
-        adjacent = prev_end > 0 and (gap == " " or gap == "-")
-        prev_end = m.end()
-        low = token.casefold()
+_TERM_IDS: dict[str, int] = {}  # token -> term id, or -1 for a stop word (cached per process)
+
+
+def _token_term(token: str) -> int:
+    tid = _TERM_IDS.get(token)
+    if tid is None:
+        if len(_TERM_IDS) > 500_000:
+            _TERM_IDS.clear()
+        low = token.replace("’", "'").casefold()
+        if low.endswith("'s"):
+            low = low[:-2]
         if len(low) < 2 or low in _STOPWORDS or low.isdigit() and len(low) < 3:
-            prev_name = None
-            continue
-        stem = _stem(low)
-        is_name = token[0].isupper()
-        w = weight * (_NAME_WEIGHT if is_name and not sentence_start else 1.0)
-        tid = _term_id(stem)
-        counts[tid] = counts.get(tid, 0.0) + w
-        if _NAME_BIGRAMS and is_name and prev_name is not None and adjacent:
-            bid = _term_id(prev_name + " " + stem)
-            counts[bid] = counts.get(bid, 0.0) + weight * _NAME_BIGRAMS
-        prev_name = stem if is_name else None
+            tid = -1
+        else:
+            tid = _term_id(_stem(low))
+        _TERM_IDS[token] = tid
+    return tid
+
+
+def _add_terms(counts: dict[int, float], text: str, weight: float, limit: int | None) -> None:
+    if limit is not None:
+        text = text[: limit * 20]  # enough characters for `limit` words; don't tokenise the rest
+    text = unicodedata.normalize("NFKC", text)
+    if _NAME_WEIGHT == 1.0:  # no need to know where sentences start
+        tokens = _TOKEN.findall(text)
+        for token in tokens[:limit] if limit is not None else tokens:
+            tid = _token_term(token)
+            if tid >= 0:
+                counts[tid] = counts.get(tid, 0.0) + weight
+        return
+    prev_end = 0
+    for k, m in enumerate(_TOKEN.finditer(text)):
+        if limit is not None and k >= limit:
+            break
+        sentence_start = prev_end == 0 or bool(_SENTENCE_END.search(text[prev_end : m.start()]))
+        prev_end = m.end()
+        token = m.group(0)
+        tid = _token_term(token)
+        if tid >= 0:
+            w = weight * (_NAME_WEIGHT if token[0].isupper() and not sentence_start else 1.0)
+            counts[tid] = counts.get(tid, 0.0) + w
 
 
 def story_terms(title: str, text: str, lead_words: int = DEFAULTS["NEWS_STORY_LEAD_WORDS"]) -> tuple[np.ndarray, np.ndarray]:
-    """Sorted term ids and boosted counts of the title and the first ``lead_words`` words of the text."""
+    """Term ids and boosted counts of the title and the first ``lead_words`` words of the text.
+
+    Terms come in order of first appearance (title first), which breaks ties between equally
+    weighted terms in favour of the earlier ones when an article's salient terms are picked.
+    """
     counts: dict[int, float] = {}
     _add_terms(counts, title or "", _TITLE_WEIGHT, None)
     _add_terms(counts, text or "", 1.0, lead_words)
@@ -346,35 +367,39 @@ def story_terms(title: str, text: str, lead_words: int = DEFAULTS["NEWS_STORY_LE
         return np.zeros(0, np.uint32), np.zeros(0, np.float32)
     ids = np.fromiter(counts.keys(), dtype=np.uint32, count=len(counts))
     tf = np.fromiter(counts.values(), dtype=np.float32, count=len(counts))
-    order = np.argsort(ids)
-    return ids[order], tf[order]
+    return ids, tf
 
 
 # --------------------------------------------------------------------------- compact indexes
 
 
 class _Grow:
-    """A numpy array that grows by doubling (rows appended one at a time)."""
+    """A numpy array of rows appended one at a time (capacity grows by half each time it is full)."""
 
     def __init__(self, dtype, width: int | None = None, fill=0):
         self.fill = fill
-        shape = (1024,) if width is None else (1024, width)
-        self.data = np.full(shape, fill, dtype=dtype)
+        self.width = width
+        self.data = np.full(self._shape(1024), fill, dtype=dtype)
         self.n = 0
+
+    def _shape(self, rows: int) -> tuple:
+        return (rows,) if self.width is None else (rows, self.width)
+
+    def reserve(self, capacity: int) -> None:
+        if capacity > len(self.data):
+            data = np.full(self._shape(capacity), self.fill, dtype=self.data.dtype)
+            data[: self.n] = self.data[: self.n]
+            self.data = data
 
     def append(self, value) -> None:
         if self.n == len(self.data):
-            more = np.full(self.data.shape, self.fill, dtype=self.data.dtype)
-            self.data = np.concatenate([self.data, more])
+            self.reserve(len(self.data) + len(self.data) // 2 + 1024)
         self.data[self.n] = value
         self.n += 1
 
     def extend(self, values: np.ndarray) -> None:
         need = self.n + len(values)
-        if need > len(self.data):
-            cap = max(need, 2 * len(self.data))
-            more = np.full((cap - len(self.data),) + self.data.shape[1:], self.fill, dtype=self.data.dtype)
-            self.data = np.concatenate([self.data, more])
+        self.reserve(need)
         self.data[self.n : need] = values
         self.n = need
 
@@ -383,93 +408,161 @@ class _Grow:
         return self.data[: self.n]
 
 
-class _Postings:
-    """uint64 key -> (row, weight) postings: a sorted numpy segment plus a small dict of recent adds.
+def _stable_order(keys: np.ndarray) -> np.ndarray:
+    """``np.argsort(keys, kind="stable")`` of uint32 keys, through one (SIMD) sort of ``key << 32 | position``."""
+    packed = (keys.astype(np.uint64) << np.uint64(32)) | np.arange(len(keys), dtype=np.uint64)
+    packed.sort()
+    return (packed & np.uint64(0xFFFFFFFF)).astype(np.int64)
 
-    Compact (12 bytes a posting) and fast to bulk-load; the dict is merged into the sorted
-    segment when it outgrows a quarter of it.
+
+class _Postings:
+    """uint32 key -> (row, weight) postings, compact (12 bytes each) and append-only.
+
+    Three levels: a buffer of recent postings (numpy arrays plus a dict from key to buffer
+    positions), a small sorted segment it is flushed into, and a big sorted segment the small
+    one is merged into when it outgrows an eighth of it. Merging two sorted runs is a linear
+    timsort pass, and a lookup is a dict probe plus two binary searches per segment. Rows are
+    added in increasing order, so within a key the newest postings come last.
     """
 
-    def __init__(self, weighted: bool):
+    _BUFFER = 4096
+    _EMPTY = (np.zeros(0, np.uint32), np.zeros(0, np.int32), np.zeros(0, np.float32))
+
+    def __init__(self, weighted: bool, keep: Callable[[np.ndarray], np.ndarray] | None = None):
         self.weighted = weighted
-        self.keys = np.zeros(0, np.uint64)
-        self.rows = np.zeros(0, np.int32)
-        self.weights = np.zeros(0, np.float32)
-        self._buf: dict[int, list] = {}
-        self._buffered = 0
+        self.keep = keep  # rows -> mask of postings still worth keeping, applied when the big segment is rebuilt
+        self._big = self._small = self._EMPTY
+        self._bk = np.empty(self._BUFFER, np.uint32)
+        self._br = np.empty(self._BUFFER, np.int32)
+        self._bw = np.empty(self._BUFFER if weighted else 0, np.float32)
+        self._bn = 0
+        self._where: dict[int, list[int]] = {}
 
     def __len__(self) -> int:
-        return len(self.keys) + self._buffered
+        return len(self._big[0]) + len(self._small[0]) + self._bn
+
+    @property
+    def nbytes(self) -> int:
+        arrays = (*self._big, *self._small, self._bk, self._br, self._bw)
+        return sum(a.nbytes for a in arrays)
+
+    def _sorted(self, keys: np.ndarray, rows: np.ndarray, weights: np.ndarray | None) -> tuple:
+        order = _stable_order(keys)  # stable: rows stay in increasing order within a key
+        return (
+            keys[order].astype(np.uint32, copy=False),
+            rows[order].astype(np.int32, copy=False),
+            weights[order].astype(np.float32, copy=False) if self.weighted else self._EMPTY[2],
+        )
+
+    def _merge(self, old: tuple, new: tuple) -> tuple:
+        if not len(old[0]):
+            return new
+        return self._sorted(*(np.concatenate([o, n]) for o, n in zip(old, new)))
 
     def load(self, keys: np.ndarray, rows: np.ndarray, weights: np.ndarray | None = None) -> None:
-        order = np.argsort(keys, kind="stable")
-        self.keys = keys[order].astype(np.uint64, copy=False)
-        self.rows = rows[order].astype(np.int32, copy=False)
-        self.weights = weights[order].astype(np.float32, copy=False) if self.weighted else self.weights
-        self._buf.clear()
-        self._buffered = 0
+        """Replace the contents (``rows`` in increasing order)."""
+        self._big = self._sorted(np.asarray(keys, np.uint32), np.asarray(rows), weights) if len(keys) else self._EMPTY
+        self._small = self._EMPTY
+        self._bn = 0
+        self._where.clear()
 
-    def add(self, keys: Iterable[int], row: int, weights: Iterable[float] | None = None) -> None:
-        buf = self._buf
+    def add_bulk(self, keys: np.ndarray, rows: np.ndarray, weights: np.ndarray | None = None) -> None:
+        """Bulk loading in slices (rows increasing across calls); call seal() after the last."""
+        self._small = self._merge(self._small, self._sorted(np.asarray(keys, np.uint32), rows, weights))
+
+    def seal(self) -> None:
+        self._big = self._merge(self._big, self._small)
+        self._small = self._EMPTY
+
+    def add(self, keys: np.ndarray, row: int, weights: np.ndarray | None = None) -> None:
+        n = len(keys)
+        if self._bn + n > len(self._bk):
+            self._flush()
+            if n > len(self._bk):  # larger than the whole buffer: straight into the small segment
+                rows = np.full(n, row, np.int32)
+                self._small = self._merge(self._small, self._sorted(np.asarray(keys, np.uint32), rows, weights))
+                return
+        start, end = self._bn, self._bn + n
+        self._bk[start:end] = keys
+        self._br[start:end] = row
         if self.weighted:
-            for key, w in zip(keys, weights):
-                entry = buf.get(key)
-                if entry is None:
-                    buf[key] = [[row], [w]]
-                else:
-                    entry[0].append(row)
-                    entry[1].append(w)
-                self._buffered += 1
-        else:
-            for key in keys:
-                entry = buf.get(key)
-                if entry is None:
-                    buf[key] = [row]
-                else:
-                    entry.append(row)
-                self._buffered += 1
-        if self._buffered > max(50_000, len(self.keys) // 4):
-            self._merge()
+            self._bw[start:end] = weights
+        where = self._where
+        for i, key in enumerate(self._bk[start:end].tolist(), start):
+            entry = where.get(key)
+            if entry is None:
+                where[key] = [i]
+            else:
+                entry.append(i)
+        self._bn = end
 
-    def _merge(self) -> None:
-        keys, rows, weights = [self.keys], [self.rows], [self.weights]
-        for key, entry in self._buf.items():
-            r = entry[0] if self.weighted else entry
-            keys.append(np.full(len(r), key, dtype=np.uint64))
-            rows.append(np.asarray(r, dtype=np.int32))
-            if self.weighted:
-                weights.append(np.asarray(entry[1], dtype=np.float32))
-        self.load(np.concatenate(keys), np.concatenate(rows), np.concatenate(weights) if self.weighted else None)
+    def _flush(self) -> None:
+        if not self._bn:
+            return
+        n = self._bn
+        buffered = self._sorted(self._bk[:n].copy(), self._br[:n].copy(), self._bw[:n].copy() if self.weighted else None)
+        self._small = self._merge(self._small, buffered)
+        self._bn = 0
+        self._where.clear()
+        if len(self._small[0]) > max(65_536, len(self._big[0]) // 8):
+            big = self._merge(self._big, self._small)
+            if self.keep is not None:
+                mask = self.keep(big[1])
+                if not mask.all():
+                    big = (big[0][mask], big[1][mask], big[2][mask] if self.weighted else big[2])
+            self._big, self._small = big, self._EMPTY
 
-    def lookup(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Rows, weights, and the position in ``keys`` of the key each posting matched."""
-        lo = np.searchsorted(self.keys, keys, "left")
-        lengths = np.searchsorted(self.keys, keys, "right") - lo
-        total = int(lengths.sum())
-        # positions of every matching posting, without a Python loop over keys
-        which = np.repeat(np.arange(len(keys), dtype=np.int32), lengths)
-        pos = np.arange(total, dtype=np.int64) + np.repeat(lo - (np.cumsum(lengths) - lengths), lengths)
-        rows = self.rows[pos]
-        weights = self.weights[pos] if self.weighted else np.zeros(0, np.float32)
-        if self._buf:
-            b_rows: list[int] = []
-            b_weights: list[float] = []
-            b_which: list[int] = []
+    def lookup(self, keys: np.ndarray, cap: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Rows, weights, and the position in ``keys`` (distinct) of the key each posting matched.
+
+        With ``cap``, about the ``cap`` most recent postings of each key: every buffered one,
+        then the newest ones of the small and of the big segment.
+        """
+        keys = np.asarray(keys, dtype=np.uint32)
+        m = len(keys)
+        rows, weights, which = [], [], []
+        left = np.full(m, cap if cap is not None else np.iinfo(np.int64).max, dtype=np.int64)
+        if self._bn and m:
+            where = self._where
+            hits: list[int] = []
+            hit_which: list[int] = []
             for i, key in enumerate(keys.tolist()):
-                entry = self._buf.get(key)
-                if entry is None:
-                    continue
-                r = entry[0] if self.weighted else entry
-                b_rows.extend(r)
-                b_which.extend([i] * len(r))
+                entry = where.get(key)
+                if entry is not None:
+                    hits.extend(entry)
+                    hit_which.extend([i] * len(entry))
+            if hits:
+                hit = np.array(hits, dtype=np.int64)
+                w = np.array(hit_which, dtype=np.int32)
+                rows.append(self._br[hit])
+                which.append(w)
                 if self.weighted:
-                    b_weights.extend(entry[1])
-            if b_rows:
-                rows = np.concatenate([rows, np.array(b_rows, dtype=np.int32)])
-                which = np.concatenate([which, np.array(b_which, dtype=np.int32)])
-                if self.weighted:
-                    weights = np.concatenate([weights, np.array(b_weights, dtype=np.float32)])
-        return rows, weights, which
+                    weights.append(self._bw[hit])
+                left -= np.bincount(w, minlength=m)
+        for seg_keys, seg_rows, seg_weights in (self._small, self._big):
+            if not len(seg_keys):
+                continue
+            lo = np.searchsorted(seg_keys, keys, "left")
+            hi = np.searchsorted(seg_keys, keys, "right")
+            lo = np.maximum(lo, hi - np.maximum(left, 0))
+            lengths = hi - lo
+            total = int(lengths.sum())
+            if not total:
+                continue
+            left -= lengths
+            pos = np.arange(total, dtype=np.int64) + np.repeat(lo - (np.cumsum(lengths) - lengths), lengths)
+            rows.append(seg_rows[pos])
+            which.append(np.repeat(np.arange(m, dtype=np.int32), lengths))
+            if self.weighted:
+                weights.append(seg_weights[pos])
+        if not rows:
+            empty = np.zeros(0, np.int32)
+            return empty, np.zeros(0, np.float32), empty
+        return (
+            np.concatenate(rows),
+            np.concatenate(weights) if self.weighted else np.zeros(0, np.float32),
+            np.concatenate(which),
+        )
 
 
 class _Counts:
@@ -517,7 +610,10 @@ _BAND_MULT = (np.random.RandomState(7).randint(0, 2**63, 64, dtype=np.uint64) * 
 
 
 def _band_keys(sigs: np.ndarray, bands: int, rows: int) -> np.ndarray:
-    """(n, bands) uint64 keys: each band's ``rows`` signature values hashed, salted with the band number."""
+    """(n, bands) uint32 keys: each band's ``rows`` signature values hashed, salted with the band number.
+
+    32 bits are plenty: a chance collision only adds a candidate, which the full signature rejects.
+    """
     sigs = np.atleast_2d(sigs)
     n = sigs.shape[0]
     v = sigs[:, : bands * rows].reshape(n, bands, rows).astype(np.uint64)
@@ -527,7 +623,7 @@ def _band_keys(sigs: np.ndarray, bands: int, rows: int) -> np.ndarray:
         h ^= h >> np.uint64(33)
         h *= np.uint64(0xFF51AFD7ED558CCD)
         h ^= h >> np.uint64(33)
-    return h
+    return (h & np.uint64(0xFFFFFFFF)).astype(np.uint32)
 
 
 def _lsh_params(threshold: float, num_perm: int) -> tuple[int, int]:
@@ -591,20 +687,21 @@ def _group_id(prefix: str, url: str) -> str:
 
 
 def _setting(settings: Any, name: str, kind: type) -> float | int:
-    """``settings.getfloat/getint(name, default)`` for Scrapy settings, or a plain mapping's value."""
+    """``settings.getfloat/getint(name, default)`` for Scrapy settings, else ``settings.get(name)`` of a mapping."""
     default = DEFAULTS[name]
     if settings is None:
         return default
     getter = getattr(settings, "getfloat" if kind is float else "getint", None)
     try:
-        if getter is not None and not isinstance(settings, Mapping):
+        if getter is not None:
             return getter(name, default)
         value = settings.get(name, default)
         if value is None or value == "":
             return default
-        if kind is int and isinstance(value, float) and not value.is_integer():
+        number = float(value)
+        if kind is int and not number.is_integer():
             raise ValueError
-        return kind(float(value)) if kind is int else kind(value)
+        return int(number) if kind is int else number
     except (TypeError, ValueError):
         raise ValueError(f"{name}={settings.get(name)!r} is not a valid {kind.__name__}: set it like {name} = {default!r}") from None
 
@@ -674,6 +771,10 @@ class Grouper:
         self.story_gap_days = story_gap_days
         self.lead_words = lead_words
         self.window_days = window_days
+        # stories only gather members published within story_gap_days: restore() indexes this much
+        self.story_days = min(window_days, max(7, 2 * story_gap_days + 1))
+        #: batch mode over articles in no particular time order: never drop old story postings
+        self.keep_all_stories = False
         self._now = now
         if lsh_params is None:
             lsh_params = _lsh_params(self.dedup_threshold, num_perm)
@@ -719,6 +820,9 @@ class Grouper:
         self._cluster = _Grow(np.int32)
         self._story = _Grow(np.int32)
         self._pub_day = _Grow(np.int32, fill=_NO_DAY)
+        self._seen_day = _Grow(np.int32)
+        self._newest_day = 0  # newest seen day
+        self._newest_pub = _NO_DAY  # newest published day
         self._clusters: list[str] = []
         self._cluster_of: dict[str, int] = {}
         self._stories: list[str] = []
@@ -730,11 +834,23 @@ class Grouper:
         self._lines = _Counts()
         self._df = _Counts()
         self._n_docs = 0
-        self._postings = _Postings(weighted=True)
+        # story postings of articles older than story_days (than the newest article) are dropped as the index grows
+        self._postings = _Postings(weighted=True, keep=self._recent_rows)
         self._df_frozen = False
 
     def __len__(self) -> int:
         return len(self._urls)
+
+    def _recent_rows(self, rows: np.ndarray) -> np.ndarray:
+        """Mask of rows that can still gather story members: published (else seen) within story_days of the newest."""
+        if self.keep_all_stories:
+            return np.ones(len(rows), dtype=bool)
+        pub = self._pub_day.data[rows]
+        return np.where(
+            pub == _NO_DAY,
+            self._seen_day.data[rows] >= self._newest_day - self.story_days,
+            pub >= self._newest_pub - self.story_days,
+        )
 
     def _today(self) -> datetime:
         return self._now or datetime.now(timezone.utc).replace(tzinfo=None)
@@ -779,8 +895,10 @@ class Grouper:
 
         sig, has_text = self._content_signature(host, feats)
         chash = int(feats.content_hash[:15], 16) if has_text else 0
-        match, similarity = self._find_copy(sig, chash) if has_text else (None, 0.0)
-        vector = self._weigh(feats, count=True)
+        bands = _band_keys(sig, self.bands, self.band_rows)[0] if has_text else None
+        match, similarity = self._find_copy(sig, bands, chash) if has_text else (None, 0.0)
+        order, vector = self._weigh(feats, count=True)
+        salient = feats.terms[order[: len(vector)]]
 
         story_sim, new_story = 0.0, False
         if match is not None:  # a copy follows its original into its story
@@ -789,12 +907,12 @@ class Grouper:
             story_sim = 1.0
         else:
             cluster = self._group_index(_group_id("c", url), self._clusters, self._cluster_of)
-            story, story_sim = self._find_story(feats.terms, vector, pub_day)
+            story, story_sim = self._find_story(salient, vector, pub_day)
             if story is None:
                 story = self._group_index(_group_id("s", url), self._stories, self._story_of, self._story_size)
                 new_story, story_sim = True, 0.0
 
-        self._insert(url, sig if has_text else None, chash, cluster, story, pub_day, feats.terms, vector)
+        self._insert(url, sig if has_text else None, bands, chash, cluster, story, pub_day, seen_day, salient, vector)
         record = (
             url,
             self._clusters[cluster],
@@ -812,8 +930,8 @@ class Grouper:
             self.shingle,
             sig.astype("<u4").tobytes() if has_text else None,
             feats.line_hashes.astype("<u4").tobytes(),
-            feats.terms.astype("<u4").tobytes(),
-            feats.term_weights.astype("<f2").tobytes(),
+            feats.terms[order].astype("<u4").tobytes(),  # the salient ones first
+            feats.term_weights[order].astype("<f2").tobytes(),
         )
         return Assignment(
             cluster_id=self._clusters[cluster],
@@ -839,13 +957,14 @@ class Grouper:
         self._lines.add(keys)
         return feats.line_sigs[own].min(axis=0), True
 
-    def _find_copy(self, sig: np.ndarray, chash: int) -> tuple[int | None, float]:
+    def _find_copy(self, sig: np.ndarray, bands: np.ndarray, chash: int) -> tuple[int | None, float]:
+        """The earlier article this one copies (exact content hash, else the best LSH candidate at the threshold)."""
         row = self._by_hash.get(chash)
         if row is not None:
             return row, 1.0
         if not len(self._lsh):
             return None, 0.0
-        cands, _, _ = self._lsh.lookup(_band_keys(sig, self.bands, self.band_rows)[0])
+        cands, _, _ = self._lsh.lookup(bands)
         if not len(cands):
             return None, 0.0
         cands = np.unique(cands)
@@ -855,10 +974,13 @@ class Grouper:
             return int(cands[best]), float(sims[best])
         return None, 0.0
 
-    def _weigh(self, feats: Features, count: bool) -> np.ndarray:
-        """The article's unit TF-IDF vector over ``feats.terms`` (counting it in the document frequencies first)."""
+    def _weigh(self, feats: Features, count: bool) -> tuple[np.ndarray, np.ndarray]:
+        """Order of ``feats.terms`` by TF-IDF weight, and the unit vector of the ``_SALIENT_TERMS`` first.
+
+        The article is counted in the document frequencies first (unless they were learned up front).
+        """
         if not len(feats.terms):
-            return np.zeros(0, np.float32)
+            return np.zeros(0, np.int64), np.zeros(0, np.float32)
         keys = feats.terms.astype(np.uint64)
         if count and not self._df_frozen:
             self._df.add(keys)
@@ -866,14 +988,20 @@ class Grouper:
         df = self._df.get(keys)
         idf = np.log((max(self._n_docs, 1) + 1) / (df + 1.0)) + 1.0
         w = np.maximum((1.0 + np.log(np.maximum(feats.term_weights, 1e-3))) * idf, 0.0)
-        norm = float(np.sqrt((w * w).sum()))
-        return (w / norm if norm > 0 else w).astype(np.float32)
+        order = np.argsort(-w, kind="stable")
+        top = w[order[:_SALIENT_TERMS]]
+        norm = float(np.sqrt((top * top).sum()))
+        return order, (top / norm if norm > 0 else top).astype(np.float32)
 
     def _find_story(self, terms: np.ndarray, vector: np.ndarray, pub_day: int | None) -> tuple[int | None, float]:
-        """The best story for this vector and its score, or (None, best score) below the threshold."""
+        """The best story for this vector and its score, or (None, 0.0) if none reaches the threshold.
+
+        A story's score is the mean similarity of its ``_STORY_TOP_K`` closest members (fewer
+        if it is smaller); members published more than ``story_gap_days`` away score 0.
+        """
         if not len(terms):
             return None, 0.0
-        rows, weights, which = self._postings.lookup(terms.astype(np.uint64))
+        rows, weights, which = self._postings.lookup(terms, cap=_MAX_POSTINGS)
         if not len(rows):
             return None, 0.0
         contrib = weights * vector[which]
@@ -881,28 +1009,36 @@ class Grouper:
             days = self._pub_day.data[rows]
             ok = (days == _NO_DAY) | (np.abs(days - pub_day) <= self.story_gap_days)
             rows, contrib = rows[ok], contrib[ok]
-            if not len(rows):
-                return None, 0.0
-        docs, inverse = np.unique(rows, return_inverse=True)
-        scores = np.bincount(inverse, weights=contrib)
+        scores = np.bincount(rows, weights=contrib, minlength=self._story.n)  # cosine with each article
+        # only a story with a member at or above the threshold can reach it
+        hopeful = np.flatnonzero(scores >= self.story_threshold)
+        if not len(hopeful):
+            return None, 0.0
+        flag = np.zeros(len(self._stories), dtype=bool)
+        flag[self._story.data[hopeful]] = True
+        docs = np.flatnonzero(scores > 0)
         stories = self._story.data[docs]
-        # each story: mean of its top-K member scores (members sharing no term score 0)
-        order = np.lexsort((-scores, stories))
-        s_sorted, sc_sorted = stories[order], scores[order]
+        keep = flag[stories]
+        docs, stories, sc = docs[keep], stories[keep], scores[docs[keep]]
+        order = np.lexsort((-sc, stories))
+        stories, sc = stories[order], sc[order]
         idx = np.arange(len(order))
-        first = np.r_[True, s_sorted[1:] != s_sorted[:-1]]
+        first = np.r_[True, stories[1:] != stories[:-1]]
         rank = idx - np.maximum.accumulate(np.where(first, idx, 0))
-        keep = rank < _STORY_TOP_K
-        uniq, inv = np.unique(s_sorted[keep], return_inverse=True)
-        sums = np.bincount(inv, weights=sc_sorted[keep])
-        final = sums / np.maximum(np.minimum(self._story_size.data[uniq], _STORY_TOP_K), 1)
+        top = rank < _STORY_TOP_K
+        uniq, inv = np.unique(stories[top], return_inverse=True)
+        final = np.bincount(inv, weights=sc[top]) / np.maximum(np.minimum(self._story_size.data[uniq], _STORY_TOP_K), 1)
         best = int(np.argmax(final))
         if final[best] >= self.story_threshold:
             return int(uniq[best]), float(final[best])
-        return None, float(final[best])
+        return None, 0.0
 
-    def _insert(self, url, sig, chash, cluster, story, pub_day, terms, vector) -> int:
+    def _insert(self, url, sig, bands, chash, cluster, story, pub_day, seen_day, terms, vector) -> int:
         row = len(self._urls)
+        self._seen_day.append(seen_day)
+        self._newest_day = max(self._newest_day, seen_day)
+        if pub_day is not None and pub_day <= seen_day:
+            self._newest_pub = max(self._newest_pub, pub_day)
         self._urls.append(url)
         self._row_of[url] = row
         self._cluster.append(cluster)
@@ -913,10 +1049,10 @@ class Grouper:
             self._sigs.append(np.iinfo(np.uint32).max)
         else:
             self._sigs.append(sig)
-            self._lsh.add(_band_keys(sig, self.bands, self.band_rows)[0].tolist(), row)
+            self._lsh.add(bands, row)
             self._by_hash.setdefault(chash, row)
         if len(terms):
-            self._postings.add(terms.tolist(), row, vector.tolist())
+            self._postings.add(terms, row, vector)
         return row
 
     def learn_idf(self, terms: Iterable[np.ndarray]) -> None:
@@ -943,74 +1079,148 @@ class Grouper:
         refresh_groups(db, {r[1] for r in records}, {r[2] for r in records})
 
     def restore(self, db) -> None:
-        """Rebuild the indexes from ``group_articles`` rows seen within the window (no article text is read)."""
+        """Rebuild the indexes from the ``group_articles`` rows of the window (no article text is read).
+
+        Near-duplicate signatures and template lines: rows seen in the last ``window_days``.
+        Story terms (and the IDF): rows seen in the last ``story_days``, since an article only
+        joins stories with members published within ``story_gap_days`` of it.
+        """
         if "group_articles" not in db.table_names():
             GROUP_MIGRATIONS.apply(db)
         self._reset()
-        since = (self._today().date() - _EPOCH).days - self.window_days
-        cur = db.conn.execute(
-            "SELECT url, cluster_id, story_id, hostname, published_day, chash, scheme, num_perm, seed, shingle, "
-            "signature, lines, terms, term_tf FROM group_articles WHERE seen_day >= ? ORDER BY rowid",
-            [since],
-        )
-        data = cur.fetchall()
-        if not data:
+        today = (self._today().date() - _EPOCH).days
+        story_since, since = today - self.story_days, today - self.window_days
+        ok_sql = "(scheme = ? AND num_perm = ? AND seed = ? AND shingle = ? AND signature IS NOT NULL)"
+        ok_args = [SCHEME, self.num_perm, self.seed, self.shingle]
+        n, n_lines, n_terms = db.conn.execute(
+            "SELECT COUNT(*), TOTAL(LENGTH(lines)) / 4, TOTAL(CASE WHEN seen_day >= ? THEN LENGTH(terms) END) / 4 "
+            "FROM group_articles WHERE seen_day >= ?",
+            [story_since, since],
+        ).fetchone()
+        if not n:
             return
-        (urls, cids, sids, hosts, pdays, chashes, schemes, perms, seeds, shingles, sigs, lines, terms, tfs) = zip(*data)
-        n = len(urls)
-        self._urls = list(urls)
-        self._row_of = {u: i for i, u in enumerate(urls)}
-        cluster_idx = np.fromiter((self._group_index(c, self._clusters, self._cluster_of) for c in cids), np.int32, n)
-        story_idx = np.fromiter((self._group_index(s, self._stories, self._story_of) for s in sids), np.int32, n)
-        self._cluster.extend(cluster_idx)
+        n_lines, n_terms = int(n_lines), int(n_terms)
+        # everything goes straight into preallocated arrays (blobs copied through memoryviews)
+        self._sigs.reserve(n + n // 10 + 1024)
+        sig_bytes = memoryview(self._sigs.data).cast("B")
+        sig_len = 4 * self.num_perm
+        ok = np.zeros(n, dtype=bool)
+        pdays = np.full(n, _NO_DAY, dtype=np.int32)
+        sdays = np.zeros(n, dtype=np.int32)
+        hosts = np.zeros(n, dtype=np.uint64)
+        line_lens = np.zeros(n, dtype=np.int64)
+        term_lens = np.zeros(n, dtype=np.int64)
+        all_lines = np.empty(n_lines, dtype=np.uint32)
+        all_terms = np.empty(n_terms, dtype=np.uint32)
+        all_tf = np.empty(n_terms, dtype=np.float16)
+        lines_mv = memoryview(all_lines).cast("B")
+        terms_mv = memoryview(all_terms).cast("B")
+        tf_mv = memoryview(all_tf).cast("B")
+        urls: list[str] = []
+        cids: list[str] = []
+        sids: list[str] = []
+        chashes: list[int] = []
+        cur = db.conn.execute(
+            f"SELECT url, cluster_id, story_id, hostname, published_day, seen_day, chash, {ok_sql}, signature, lines, "
+            "CASE WHEN seen_day >= ? THEN terms END, CASE WHEN seen_day >= ? THEN term_tf END "
+            "FROM group_articles WHERE seen_day >= ? ORDER BY rowid",
+            [*ok_args, story_since, story_since, since],
+        )
+        host_id = self._host_id
+        i = lo = to = 0
+        while i < n:
+            chunk = cur.fetchmany(2000)
+            if not chunk:
+                break
+            for url, cid, sid, host, pday, sday, chash, good, sig, line, term, tf in chunk[: n - i]:
+                urls.append(url)
+                cids.append(cid)
+                sids.append(sid)
+                chashes.append(chash)
+                hosts[i] = host_id(host or "")
+                sdays[i] = sday
+                if pday is not None:
+                    pdays[i] = pday
+                if good and len(sig) == sig_len:
+                    ok[i] = True
+                    sig_bytes[i * sig_len : (i + 1) * sig_len] = sig
+                if line:
+                    lines_mv[lo : lo + len(line)] = line
+                    line_lens[i] = len(line) // 4
+                    lo += len(line)
+                if term:
+                    k = len(term)
+                    terms_mv[to : to + k] = term
+                    tf_mv[to // 2 : (to + k) // 2] = tf
+                    term_lens[i] = k // 4
+                    to += k
+                i += 1
+        del sig_bytes, lines_mv, terms_mv, tf_mv
+        n = i
+        sigs = self._sigs.data
+        all_lines, all_terms, all_tf = all_lines[: lo // 4], all_terms[: to // 4], all_tf[: to // 4]
+        self._sigs.n = n
+        self._urls = urls
+        self._row_of = {u: r for r, u in enumerate(urls)}
+        group_index = self._group_index
+        self._cluster.extend(np.fromiter((group_index(c, self._clusters, self._cluster_of) for c in cids), np.int32, n))
+        story_idx = np.fromiter((group_index(s, self._stories, self._story_of) for s in sids), np.int32, n)
+        del cids, sids
         self._story.extend(story_idx)
         self._story_size.extend(np.bincount(story_idx, minlength=len(self._stories)).astype(np.int32))
-        self._pub_day.extend(np.fromiter((_NO_DAY if d is None else d for d in pdays), np.int32, n))
-        host_idx = np.fromiter((self._host_id(h or "") for h in hosts), np.uint64, n)
+        self._pub_day.extend(pdays[:n])
+        self._seen_day.extend(sdays[:n])
+        self._newest_day = int(sdays[:n].max()) if n else 0
+        self._newest_pub = int(pdays[:n].max()) if n else _NO_DAY
 
         # near-duplicate index: only signatures made with this grouper's parameters
-        params = (SCHEME, self.num_perm, self.seed, self.shingle)
-        ok = np.fromiter(
-            ((s, p, sd, sh) == params and g is not None for s, p, sd, sh, g in zip(schemes, perms, seeds, shingles, sigs)), bool, n
-        )
-        sig_arr = np.full((n, self.num_perm), np.iinfo(np.uint32).max, dtype=np.uint32)
-        if ok.any():
-            good = np.flatnonzero(ok)
-            sig_arr[good] = np.frombuffer(b"".join(sigs[i] for i in good), dtype="<u4").reshape(len(good), self.num_perm)
-            keys = _band_keys(sig_arr[good], self.bands, self.band_rows)
-            self._lsh.load(keys.ravel(), np.repeat(good.astype(np.int32), self.bands))
-            for i in good[::-1].tolist():  # the oldest row wins
-                self._by_hash[chashes[i]] = i
-        self._sigs.extend(sig_arr)
-        if (~ok).any():
+        good = np.flatnonzero(ok[:n])
+        if len(good):
+            for start in range(0, len(good), 20_000):  # band keys in slices: bounded temporary memory
+                part = good[start : start + 20_000]
+                keys = _band_keys(sigs[part], self.bands, self.band_rows).ravel()
+                self._lsh.add_bulk(keys, np.repeat(part.astype(np.int32), self.bands))
+            self._lsh.seal()
+            for r in good[::-1].tolist():  # the oldest row wins
+                self._by_hash[chashes[r]] = r
+        if len(good) < n:
             logger.warning(
                 "%d stored article(s) have signatures made with other NEWS_DEDUP_* settings (or none): they are "
                 "left out of near-duplicate matching; run `python -m pipelines.cluster regroup --db FILE` to recompute",
-                int((~ok).sum()),
+                n - len(good),
             )
 
         # template lines per host
-        line_lens = np.fromiter((len(b or b"") // 4 for b in lines), np.int64, n)
-        all_lines = np.frombuffer(b"".join(b or b"" for b in lines), dtype="<u4").astype(np.uint64)
-        self._lines.load((np.repeat(host_idx, line_lens) << np.uint64(32)) | all_lines)
+        self._lines.load((np.repeat(hosts[:n], line_lens[:n]) << np.uint64(32)) | all_lines.astype(np.uint64))
+        del all_lines
 
-        # story index: document frequencies, then each article's TF-IDF vector
-        term_lens = np.fromiter((len(b or b"") // 4 for b in terms), np.int64, n)
-        all_terms = np.frombuffer(b"".join(b or b"" for b in terms), dtype="<u4").astype(np.uint64)
-        all_tf = np.frombuffer(b"".join(b or b"" for b in tfs), dtype="<f2").astype(np.float32)
-        self._df.load(all_terms)
-        self._n_docs = n
+        # story index: document frequencies, then each recent article's salient TF-IDF vector
+        term_lens = term_lens[:n]
         if len(all_terms):
-            pos = np.searchsorted(self._df.keys, all_terms)
-            idf = np.log((n + 1) / (self._df.counts[pos] + 1.0)) + 1.0
-            w = np.maximum((1.0 + np.log(np.maximum(all_tf, 1e-3))) * idf, 0.0)
-            doc = np.repeat(np.arange(n, dtype=np.int32), term_lens)
+            order = _stable_order(all_terms)
+            sorted_terms = all_terms[order]
+            first = np.r_[True, sorted_terms[1:] != sorted_terms[:-1]]
+            starts_u = np.flatnonzero(first)
+            counts = np.diff(np.r_[starts_u, len(sorted_terms)])
+            self._df.keys, self._df.counts = sorted_terms[starts_u].astype(np.uint64), counts.astype(np.int32)
+            df = np.empty(len(all_terms), dtype=np.int32)
+            df[order] = np.repeat(counts, counts)
+            del order, sorted_terms, first
+            docs = int((term_lens > 0).sum())
+            self._n_docs = docs
+            # each article's salient terms were stored first: index those, weighed with today's IDF
+            starts = np.cumsum(term_lens) - term_lens
+            keep = (np.arange(len(all_terms)) - np.repeat(starts, term_lens)) < _SALIENT_TERMS
+            doc = np.repeat(np.arange(n, dtype=np.int32), term_lens)[keep]
+            idf = np.log((docs + 1) / (df[keep] + 1.0)) + 1.0
+            del df
+            w = np.maximum((1.0 + np.log(np.maximum(all_tf[keep].astype(np.float32), 1e-3))) * idf, 0.0)
             norms = np.sqrt(np.bincount(doc, weights=w * w, minlength=n))
-            w = w / np.where(norms > 0, norms, 1.0)[doc]
-            self._postings.load(all_terms, doc, w.astype(np.float32))
+            w = (w / np.where(norms > 0, norms, 1.0)[doc]).astype(np.float32)
+            self._postings.load(all_terms[keep], doc, w)
         logger.info(
-            "Grouping index restored: %d article(s) from the last %d days, %d cluster(s), %d stor(ies)",
-            n, self.window_days, len(self._clusters), len(self._stories),
+            "Grouping index restored: %d article(s) from the last %d days (%d with story terms), %d cluster(s), %d stor(ies)",
+            n, self.window_days, int((term_lens > 0).sum()), len(self._clusters), len(self._stories),
         )
 
 
