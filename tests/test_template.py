@@ -15,14 +15,20 @@ def _collapse(text: str) -> str:
     return re.sub(r"\s+", " ", text).strip()
 
 
-def test_featured_cards_removed_in_every_layout(tmp_path):
+def crawl_featured_site(tmp_path, *settings: str):
+    """Serve the creati.ai-layout fixture site and crawl it; returns (result, laid-out articles)."""
     server = FixtureServer()
     with server:
         pages, articles = featured_site.build(server.base)
         server.pages.update(pages)
         topics = tmp_path / "topics.toml"
         topics.write_text(f'[[topic]]\nname = "ai"\nmax_age_days = 0\nfeeds = ["{server.base}/feed.xml"]\n')
-        result = run_crawl(topics, tmp_path / "news.db")
+        result = run_crawl(topics, tmp_path / "news.db", *settings)
+    return result, articles
+
+
+def test_featured_cards_removed_in_every_layout(tmp_path):
+    result, articles = crawl_featured_site(tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     db = open_store(tmp_path / "news.db")
     texts = {row["url"].split("/news/")[1]: _collapse(row["text"]) for row in db["articles"].rows}
@@ -40,13 +46,7 @@ def test_featured_cards_removed_in_every_layout(tmp_path):
 
 def test_without_template_removal_some_layout_leaks(tmp_path):
     """The same crawl with template removal off leaks cards: the test above can fail."""
-    server = FixtureServer()
-    with server:
-        pages, _ = featured_site.build(server.base)
-        server.pages.update(pages)
-        topics = tmp_path / "topics.toml"
-        topics.write_text(f'[[topic]]\nname = "ai"\nmax_age_days = 0\nfeeds = ["{server.base}/feed.xml"]\n')
-        run_crawl(topics, tmp_path / "news.db", "-s", "NEWS_TEMPLATE_REMOVAL=False")
+    crawl_featured_site(tmp_path, "-s", "NEWS_TEMPLATE_REMOVAL=False")
     text = " ".join(row["text"] for row in open_store(tmp_path / "news.db")["articles"].rows)
     cards = featured_site._manifest()["featured_cards"]
     assert any(card["description"] in _collapse(text) for card in cards)
@@ -91,13 +91,7 @@ def test_reextract_with_a_site_rule_cleans_stored_articles(tmp_path):
 
     from tests.conftest import ROOT
 
-    server = FixtureServer()
-    with server:
-        pages, articles = featured_site.build(server.base)
-        server.pages.update(pages)
-        topics = tmp_path / "topics.toml"
-        topics.write_text(f'[[topic]]\nname = "ai"\nmax_age_days = 0\nfeeds = ["{server.base}/feed.xml"]\n')
-        run_crawl(topics, tmp_path / "news.db", "-s", "NEWS_TEMPLATE_REMOVAL=False")
+    _, articles = crawl_featured_site(tmp_path, "-s", "NEWS_TEMPLATE_REMOVAL=False")
     cards = featured_site._manifest()["featured_cards"]
     leaked = lambda: sum(card["description"] in _collapse(r["text"]) for r in open_store(tmp_path / "news.db")["articles"].rows for card in cards)  # noqa: E731
     assert leaked() > 0
