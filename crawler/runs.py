@@ -160,5 +160,5 @@ def format_summary(run_id, status, reason, total: dict, per_topic: dict, db_path
     for topic, counts in per_topic.items():
         lines.append(topic.ljust(width) + "".join(f"{counts[c]:>10}" for c in COUNTERS))
     lines.append("total".ljust(width) + "".join(f"{total[c]:>10}" for c in COUNTERS))
-    lines.append(f"Database: {db_path}  (explore: datasette {db_path})")
+    lines.append(f"Database: {db_path}  (explore: make serve DB={db_path})")
     return "\n".join(lines)

@@ -12,7 +12,6 @@ Afterwards, regroup: `python -m pipelines.cluster regroup --db news.db`.
 
 from __future__ import annotations
 
-import sys
 import time
 import zlib
 from urllib.parse import urlsplit
@@ -121,7 +120,6 @@ def main(db_path: str, host: str | None, workers: int, dry_run: bool, overrides:
                            f"({done / max(time.monotonic() - started, 1e-9):.0f}/s)", err=True)
     verb = "would change" if dry_run else "changed"
     click.echo(f"Done: {total} article(s), {changed} {verb}, {failed} kept as is. Regroup: python -m pipelines.cluster regroup --db {db_path}")
-    sys.exit(0)
 
 
 if __name__ == "__main__":
