@@ -1,6 +1,7 @@
 """Long run: crawl 10,000 local pages and print memory at 1k, 5k and 10k stored articles.
 
     python bench/long_run.py            # N=10000 by default; N=2000 for a quick look
+    python bench/long_run.py -s NEWS_GROUPING=False   # any crawl setting, to see what memory is whose
 
 Synthetic articles (random sentences from a fixed vocabulary, each page distinct) are
 served on 127.0.0.1 and listed in one sitemap. RSS is read from /proc for the crawl process
@@ -9,6 +10,7 @@ and for its extraction workers. Target: under 20% growth of the crawl process fr
 
 from __future__ import annotations
 
+import argparse
 import os
 import random
 import subprocess
@@ -69,6 +71,10 @@ def stored(db: Path) -> int:
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("-s", "--set", action="append", default=[], metavar="NAME=VALUE",
+                        help="a Scrapy setting for the crawl (repeatable)")
+    args = parser.parse_args()
     n = int(os.environ.get("N", "10000"))
     marks = [m for m in (1000, 5000, 10000) if m <= n] or [n]
     workdir = Path(tempfile.mkdtemp(prefix="bench-longrun-"))
@@ -91,9 +97,11 @@ def main() -> None:
                "-s", "NEWS_MIN_TEXT_CHARS=200", "-s", "LOG_LEVEL=WARNING"]
         for s in FAST_LOCAL:
             cmd += ["-s", s] if not s.startswith("LOG_LEVEL") else []
+        for s in args.set:
+            cmd += ["-s", s]
         started = time.monotonic()
         proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=open(workdir / "crawl.log", "w"),
-                                env={**os.environ, "PYTHONPATH": str(ROOT)})
+                                env={**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))})
         readings = {}
         while proc.poll() is None and len(readings) < len(marks):
             count = stored(db)
@@ -105,6 +113,10 @@ def main() -> None:
                     print(f"{m:>6} stored: crawl process RSS {main_kb / 1024:.0f} MB, {nw} child processes {workers_kb / 1024:.0f} MB, {t:.0f} s")
             time.sleep(0.5)
         proc.wait()
+    if proc.returncode or len(readings) < len(marks):
+        log = (workdir / "crawl.log").read_text(errors="replace").splitlines()
+        print(f"the crawl ended early (exit {proc.returncode}); last lines of {workdir / 'crawl.log'}:", *log[-15:], sep="\n", file=sys.stderr)
+    print(f"settings: {' '.join(args.set) or 'defaults'}")
     print(f"machine: {os.cpu_count()} cores; pages: {n}; stored: {stored(db)}; work dir {workdir}")
     if len(readings) >= 2:
         first, last = readings[marks[0]][0], readings[marks[-1]][0]

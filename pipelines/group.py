@@ -408,6 +408,66 @@ class _Grow:
         return self.data[: self.n]
 
 
+class _GroupIds:
+    """Group ids by index: ``prefix`` + 15 hex digits, packed in 8 bytes (an id of another form is kept as text).
+
+    New ids come from the URL of a group's first article, which is new to the index, so
+    :meth:`append` does not look for an existing equal id (that saves a dict entry per group).
+    """
+
+    _ODD = np.uint64(1 << 63)  # packed values with the top bit set stand for ids kept in _odd
+
+    def __init__(self, prefix: str):
+        self.prefix = prefix
+        self._packed = _Grow(np.uint64)
+        self._odd: dict[int, str] = {}  # index -> id not of the standard form
+
+    def __len__(self) -> int:
+        return self._packed.n
+
+    def __getitem__(self, index: int) -> str:
+        odd = self._odd.get(index)
+        return odd if odd is not None else f"{self.prefix}{int(self._packed.data[index]):015x}"
+
+    def _pack(self, gid: str) -> int | None:
+        if len(gid) == 16 and gid[0] == self.prefix:
+            try:
+                return int(gid[1:], 16)
+            except ValueError:
+                return None
+        return None
+
+    def append(self, gid: str) -> int:
+        index = self._packed.n
+        value = self._pack(gid)
+        if value is None:
+            self._odd[index] = gid
+            value = int(self._ODD) | index
+        self._packed.append(value)
+        return index
+
+    def load(self, ids: list[str]) -> np.ndarray:
+        """Index of each stored id (equal ids, equal index; indices in order of first appearance)."""
+        if len(self):
+            raise RuntimeError("load() fills an empty id table")
+        odd_of: dict[str, int] = {}
+        values = np.fromiter(
+            (v if (v := self._pack(g)) is not None else int(self._ODD) | odd_of.setdefault(g, len(odd_of)) for g in ids),
+            dtype=np.uint64,
+            count=len(ids),
+        )
+        uniq, first, inverse = np.unique(values, return_index=True, return_inverse=True)
+        order = np.argsort(first, kind="stable")
+        rank = np.empty(len(order), dtype=np.int32)
+        rank[order] = np.arange(len(order), dtype=np.int32)
+        packed = uniq[order]
+        odd_names = {i: g for g, i in odd_of.items()}
+        for index in np.flatnonzero(packed & self._ODD).tolist():
+            self._odd[index] = odd_names[int(packed[index] & ~self._ODD)]
+        self._packed.extend(packed)
+        return rank[inverse.reshape(-1)]
+
+
 def _stable_order(keys: np.ndarray) -> np.ndarray:
     """``np.argsort(keys, kind="stable")`` of uint32 keys, through one (SIMD) sort of ``key << 32 | position``."""
     packed = (keys.astype(np.uint64) << np.uint64(32)) | np.arange(len(keys), dtype=np.uint64)
@@ -593,7 +653,7 @@ class _Counts:
         buf = self._buf
         for k in keys.tolist():
             buf[k] = buf.get(k, 0) + 1
-        if len(buf) > max(50_000, len(self.keys) // 4):
+        if len(buf) > max(4096, len(self.keys) // 16):
             self._merge()
 
     def _merge(self) -> None:
@@ -823,13 +883,14 @@ class Grouper:
         self._seen_day = _Grow(np.int32)
         self._newest_day = 0  # newest seen day
         self._newest_pub = _NO_DAY  # newest published day
-        self._clusters: list[str] = []
-        self._cluster_of: dict[str, int] = {}
-        self._stories: list[str] = []
-        self._story_of: dict[str, int] = {}
+        self._clusters = _GroupIds("c")
+        self._stories = _GroupIds("s")
         self._story_size = _Grow(np.int32)
         self._hosts: dict[str, int] = {}
-        self._by_hash: dict[int, int] = {}
+        # exact copies: each row's content hash, and a postings index on its low 32 bits
+        # (16 bytes an article, against ~150 for a dict entry)
+        self._chash = _Grow(np.uint64)
+        self._by_hash = _Postings(weighted=False)
         self._lsh = _Postings(weighted=False)
         self._lines = _Counts()
         self._df = _Counts()
@@ -860,15 +921,6 @@ class Grouper:
         if hid is None:
             hid = self._hosts[hostname] = len(self._hosts) + 1
         return hid
-
-    def _group_index(self, gid: str, names: list[str], index: dict[str, int], sizes: _Grow | None = None) -> int:
-        i = index.get(gid)
-        if i is None:
-            i = index[gid] = len(names)
-            names.append(gid)
-            if sizes is not None:
-                sizes.append(0)
-        return i
 
     # ---- assign
 
@@ -906,10 +958,11 @@ class Grouper:
             story = int(self._story.data[match])
             story_sim = 1.0
         else:
-            cluster = self._group_index(_group_id("c", url), self._clusters, self._cluster_of)
+            cluster = self._clusters.append(_group_id("c", url))
             story, story_sim = self._find_story(salient, vector, pub_day)
             if story is None:
-                story = self._group_index(_group_id("s", url), self._stories, self._story_of, self._story_size)
+                story = self._stories.append(_group_id("s", url))
+                self._story_size.append(0)
                 new_story, story_sim = True, 0.0
 
         self._insert(url, sig if has_text else None, bands, chash, cluster, story, pub_day, seen_day, salient, vector)
@@ -959,9 +1012,11 @@ class Grouper:
 
     def _find_copy(self, sig: np.ndarray, bands: np.ndarray, chash: int) -> tuple[int | None, float]:
         """The earlier article this one copies (exact content hash, else the best LSH candidate at the threshold)."""
-        row = self._by_hash.get(chash)
-        if row is not None:
-            return row, 1.0
+        if len(self._by_hash):
+            rows, _, _ = self._by_hash.lookup(np.array([chash & 0xFFFFFFFF], dtype=np.uint32))
+            rows = rows[self._chash.data[rows] == np.uint64(chash)]
+            if len(rows):
+                return int(rows.min()), 1.0  # the oldest copy
         if not len(self._lsh):
             return None, 0.0
         cands, _, _ = self._lsh.lookup(bands)
@@ -1046,11 +1101,13 @@ class Grouper:
         self._story_size.data[story] += 1
         self._pub_day.append(_NO_DAY if pub_day is None else pub_day)
         if sig is None:
+            chash = 0
             self._sigs.append(np.iinfo(np.uint32).max)
         else:
             self._sigs.append(sig)
             self._lsh.add(bands, row)
-            self._by_hash.setdefault(chash, row)
+            self._by_hash.add(np.array([chash & 0xFFFFFFFF], dtype=np.uint32), row)
+        self._chash.append(chash)
         if len(terms):
             self._postings.add(terms, row, vector)
         return row
@@ -1136,7 +1193,7 @@ class Grouper:
                 urls.append(url)
                 cids.append(cid)
                 sids.append(sid)
-                chashes.append(chash)
+                chashes.append(chash or 0)
                 hosts[i] = host_id(host or "")
                 sdays[i] = sday
                 if pday is not None:
@@ -1162,9 +1219,8 @@ class Grouper:
         self._sigs.n = n
         self._urls = urls
         self._row_of = {u: r for r, u in enumerate(urls)}
-        group_index = self._group_index
-        self._cluster.extend(np.fromiter((group_index(c, self._clusters, self._cluster_of) for c in cids), np.int32, n))
-        story_idx = np.fromiter((group_index(s, self._stories, self._story_of) for s in sids), np.int32, n)
+        self._cluster.extend(self._clusters.load(cids[:n]))
+        story_idx = self._stories.load(sids[:n])
         del cids, sids
         self._story.extend(story_idx)
         self._story_size.extend(np.bincount(story_idx, minlength=len(self._stories)).astype(np.int32))
@@ -1181,8 +1237,11 @@ class Grouper:
                 keys = _band_keys(sigs[part], self.bands, self.band_rows).ravel()
                 self._lsh.add_bulk(keys, np.repeat(part.astype(np.int32), self.bands))
             self._lsh.seal()
-            for r in good[::-1].tolist():  # the oldest row wins
-                self._by_hash[chashes[r]] = r
+        hashes = np.array(chashes[:n], dtype=np.uint64)
+        hashes[~ok[:n]] = 0
+        self._chash.extend(hashes)
+        if len(good):
+            self._by_hash.load((hashes[good] & np.uint64(0xFFFFFFFF)).astype(np.uint32), good.astype(np.int32))
         if len(good) < n:
             logger.warning(
                 "%d stored article(s) have signatures made with other NEWS_DEDUP_* settings (or none): they are "

@@ -23,6 +23,7 @@ from crawler.stats import count
 from pipelines.db import open_db
 from pipelines.drops import IrrelevantDrop, NotAnArticleDrop
 from pipelines.group import Grouper
+from pipelines.memory import HeapTrimmer
 
 logger = logging.getLogger(__name__)
 
@@ -59,13 +60,14 @@ class StorePipeline:
     ``url_outcomes`` (through the item_dropped signal) so later crawls do not fetch them again.
     """
 
-    def __init__(self, crawler, db_path: str, batch_size: int, flush_seconds: float, grouper=None):
+    def __init__(self, crawler, db_path: str, batch_size: int, flush_seconds: float, grouper=None, trimmer: HeapTrimmer | None = None):
         self.crawler = crawler
         self.stats = crawler.stats
         self.db_path = db_path
         self.batch_size = max(1, batch_size)
         self.flush_seconds = flush_seconds
         self.grouper = grouper
+        self.trimmer = trimmer
         self._buffer: list[dict] = []
         self._outcomes: list[dict] = []
         self._executor: ThreadPoolExecutor | None = None
@@ -85,6 +87,7 @@ class StorePipeline:
             settings.getint("NEWS_STORE_BATCH_SIZE", 50),
             settings.getfloat("NEWS_STORE_FLUSH_SECONDS", 2.0),
             Grouper.from_settings(settings) if settings.getbool("NEWS_GROUPING", True) else None,
+            HeapTrimmer(settings.getfloat("NEWS_MALLOC_TRIM_SECONDS", 10.0)),
         )
         crawler.signals.connect(pipeline.item_dropped, signal=signals.item_dropped)
         return pipeline
@@ -199,6 +202,9 @@ class StorePipeline:
                 stored.append(row)
             if self.grouper is not None and stored:
                 self._group(db, stored)
+        if self.trimmer is not None:
+            # this batch's rows and grouping features are garbage now: hand the pages back
+            self.trimmer.maybe_trim()
         return stored, seen
 
     def _group(self, db, rows: list[dict]) -> None:

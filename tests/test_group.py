@@ -17,6 +17,7 @@ from pipelines.group import (
     GROUP_MIGRATIONS,
     Features,
     Grouper,
+    _GroupIds,
     _Postings,
     _line_signatures,
     _shingle_hashes,
@@ -321,6 +322,37 @@ def test_assign_rejects_features_made_with_other_settings():
     g = _grouper(num_perm=64)
     with pytest.raises(ValueError, match="feature_kwargs"):
         g.assign("https://a.example/1", "t", None, "a.example", features("t", BRIDGE))
+
+
+def test_restore_finds_exact_copies_and_keeps_stored_ids(tmp_path):
+    db = open_db(tmp_path / "news.db")
+    GROUP_MIGRATIONS.apply(db)
+    g = _grouper()
+    first = _store(db, g, "https://harlow.example/bridge", BRIDGE_TITLE, BRIDGE, "harlow.example", "2026-11-20")
+    _store(db, g, "https://coast.example/ferry", FERRY_TITLE, FERRY, "coast.example", "2026-11-20")
+    # an id of another form (say, written by an older version) must survive a restore as it is
+    db.execute("UPDATE group_articles SET cluster_id = 'legacy-ferry' WHERE url = 'https://coast.example/ferry'")
+    fresh = _grouper()
+    fresh.restore(db)
+    exact = _assign(fresh, "https://mirror.example/bridge", BRIDGE_TITLE, BRIDGE, "mirror.example", "2026-11-21")
+    assert (exact.duplicate_of, exact.similarity) == ("https://harlow.example/bridge", 1.0)
+    assert (exact.cluster_id, exact.story_id) == (first.cluster_id, first.story_id)
+    ferry = _assign(fresh, "https://mirror.example/ferry", FERRY_TITLE, FERRY, "mirror.example", "2026-11-21")
+    assert ferry.cluster_id == "legacy-ferry"
+    new = _assign(fresh, "https://brenmoor.example/library", LIBRARY_TITLE, LIBRARY, "brenmoor.example", "2026-11-21")
+    assert new.new_cluster and new.cluster_id.startswith("c") and len(new.cluster_id) == 16
+    db.close()
+
+
+def test_group_ids_pack_and_restore_in_first_seen_order():
+    ids = _GroupIds("s")
+    stored = ["s00000000000000f", "odd-one", "s0123456789abcde", "s00000000000000f", "odd-one", "Sxyz"]
+    assert ids.load(stored).tolist() == [0, 1, 2, 0, 1, 3]
+    assert [ids[i] for i in range(len(ids))] == ["s00000000000000f", "odd-one", "s0123456789abcde", "Sxyz"]
+    assert ids.append("sfedcba987654321") == 4 and ids[4] == "sfedcba987654321"
+    assert ids.append("weird") == 5 and ids[5] == "weird"
+    with pytest.raises(RuntimeError):
+        ids.load(["s0000000000000001"])
 
 
 def test_postings_match_a_plain_dict():

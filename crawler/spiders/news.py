@@ -45,6 +45,7 @@ HINTS = "news_hints"  # what the source said: title, published, published_source
 SOURCE = "news_source"  # feed | sitemap | robots | page | a search service, on discovery requests
 SEARCH_QUERY = "news_search_query"  # the query sent to a search service
 KEY = "news_key"  # the canonical URL an article was scheduled under (before redirects)
+_FETCHED = ((), ())  # NewsSpider._scheduled value of a URL whose page was handled
 
 
 class NewsSpider(scrapy.Spider):
@@ -55,8 +56,9 @@ class NewsSpider(scrapy.Spider):
         self.topic_filter = topic
         self.topics: tuple[Topic, ...] = ()
         # canonical URL -> (topics, sources) for articles scheduled in this crawl; a source
-        # is (topic, kind, source URL, search query or "")
-        self._scheduled: dict[str, tuple[set[str], set[tuple[str, str, str, str]]]] = {}
+        # is (topic, kind, source URL, search query or ""). Tuples, not sets (a long crawl
+        # holds one entry per URL), and _FETCHED once the page has been handled.
+        self._scheduled: dict[str, tuple[tuple[str, ...], tuple[tuple[str, str, str, str], ...]]] = {}
 
     @classmethod
     def from_crawler(cls, crawler, *args, **kwargs):
@@ -240,16 +242,17 @@ class NewsSpider(scrapy.Spider):
                 topics.append(name)
             if not topics:
                 continue
-            found_by = {(t, source_kind, response.url, response.meta.get(SEARCH_QUERY, "")) for t in topics}
+            found_by = tuple((t, source_kind, response.url, response.meta.get(SEARCH_QUERY, "")) for t in topics)
             known = self._scheduled.get(url)
+            if known is _FETCHED:  # already handled in this crawl
+                continue
             if known is not None:
-                new = [t for t in topics if t not in known[0]]
-                known[0].update(new)
-                known[1].update(found_by)
+                new = tuple(t for t in topics if t not in known[0])
+                self._scheduled[url] = (known[0] + new, tuple(dict.fromkeys(known[1] + found_by)))
                 if new:  # the URL is counted once in total, once for each topic
                     count(self.crawler.stats, "discovered", new, total=False)
                 continue
-            self._scheduled[url] = (set(topics), found_by)
+            self._scheduled[url] = (tuple(topics), found_by)
             count(self.crawler.stats, "discovered", topics)
             hints = {
                 "title": candidate.title,
@@ -270,8 +273,11 @@ class NewsSpider(scrapy.Spider):
     def parse_article(self, response: Response):
         request_url = canonical_url(response.request.url) if response.request else canonical_url(response.url)
         key = response.meta.get(KEY, request_url)
-        topic_set, found_by = self._scheduled.get(key, (set(response.meta[TOPICS]), set()))
-        topics = tuple(sorted(topic_set))
+        entry = self._scheduled.get(key)
+        topic_set, found_by = (tuple(response.meta[TOPICS]), ()) if entry is None or entry is _FETCHED else entry
+        if entry is not None:
+            self._scheduled[key] = _FETCHED  # the URL stays known (no second fetch); its details are done
+        topics = tuple(sorted(set(topic_set)))
         google = origin(self.search_bases["google_news"])
         if origin(key) == google and origin(response.url) == google:
             # a Google News link whose redirect did not lead to the publisher
@@ -293,7 +299,7 @@ class NewsSpider(scrapy.Spider):
             url=response.meta.get("news_canonical") or request_url,
             fetched_url=response.request.url if response.request else response.url,
             topics=topics,
-            sources=[{"topic": t, "kind": k, "source": src, "query": q} for t, k, src, q in sorted(found_by)],
+            sources=[{"topic": t, "kind": k, "source": src, "query": q} for t, k, src, q in sorted(set(found_by))],
             hints=response.meta.get(HINTS) or {},
             html=response.body,
             encoding=response.encoding,

@@ -1,0 +1,55 @@
+"""Hand memory that Python has freed back to the operating system, on glibc.
+
+A long crawl allocates and frees many mid-sized buffers (numpy arrays of each article's
+grouping features, merged index segments, page bodies). glibc's malloc keeps freed
+chunks inside its heaps, so the process's resident size climbs to the high-water mark
+of that churn and stays there. ``malloc_trim(0)`` returns whole free pages to the kernel
+(it madvises free pages in the middle of a heap too, not only the top). Measured with
+bench/long_run.py (see docs/benchmarks.md). Elsewhere (musl, macOS) this is a no-op.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import logging
+import time
+
+logger = logging.getLogger(__name__)
+
+
+def _malloc_trim():
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        trim = libc.malloc_trim
+    except (OSError, AttributeError):
+        return None
+    trim.argtypes = [ctypes.c_size_t]
+    trim.restype = ctypes.c_int
+    return trim
+
+
+class HeapTrimmer:
+    """Calls ``malloc_trim(0)`` at most once every ``every_seconds`` (0 turns it off)."""
+
+    def __init__(self, every_seconds: float, clock=time.monotonic):
+        if every_seconds < 0:
+            raise ValueError(f"NEWS_MALLOC_TRIM_SECONDS={every_seconds}: use a number of seconds, or 0 to turn heap trimming off")
+        self.every_seconds = every_seconds
+        self._clock = clock
+        self._trim = _malloc_trim() if every_seconds else None
+        self._last = clock()
+        self.trims = 0
+
+    @property
+    def available(self) -> bool:
+        return self._trim is not None
+
+    def maybe_trim(self) -> bool:
+        """Trim if it is time; True if it trimmed."""
+        if self._trim is None or self._clock() - self._last < self.every_seconds:
+            return False
+        self._trim(0)
+        self._last = self._clock()
+        self.trims += 1
+        return True
