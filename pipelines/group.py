@@ -77,6 +77,13 @@ DEFAULTS: dict[str, float | int] = {
 }
 
 _MIN_CONTENT_WORDS = 20  # fewer own words than this after removing template lines: keep them all
+# A same-site copy (one site publishing a text twice, under two URLs) shares its lines with
+# exactly one other page of the host, so they look like template. When most of an article's
+# words are in such lines that are also prose paragraphs (templates are made of short blocks:
+# links, teasers, cards), and no copy was found, it is compared again, lines shared once
+# included, with the earlier articles of its own host, at a stricter similarity.
+_SAME_SITE_THRESHOLD = 0.7
+_PROSE_LINE_WORDS = 30
 _STORY_TOP_K = 3  # a story's score: mean similarity of its K closest members
 _SALIENT_TERMS = 60  # an article's story vector: its top terms by TF-IDF
 _MAX_POSTINGS = 5_000  # per term, the most recent articles scored (bounds the cost of very common terms)
@@ -890,6 +897,7 @@ class Grouper:
         # exact copies: each row's content hash, and a postings index on its low 32 bits
         # (16 bytes an article, against ~150 for a dict entry)
         self._chash = _Grow(np.uint64)
+        self._row_host = _Grow(np.int32)  # host id of each row (same-site copies)
         self._by_hash = _Postings(weighted=False)
         self._lsh = _Postings(weighted=False)
         self._lines = _Counts()
@@ -945,10 +953,12 @@ class Grouper:
         seen_day = _parse_day(seen_iso)[0]
         host = self._host_id(hostname)
 
-        sig, has_text = self._content_signature(host, feats)
+        sig, has_text, site_sig = self._content_signature(host, feats)
         chash = int(feats.content_hash[:15], 16) if has_text else 0
         bands = _band_keys(sig, self.bands, self.band_rows)[0] if has_text else None
         match, similarity = self._find_copy(sig, bands, chash) if has_text else (None, 0.0)
+        if match is None and site_sig is not None:
+            match, similarity = self._find_same_site_copy(host, site_sig)
         order, vector = self._weigh(feats, count=True)
         salient = feats.terms[order[: len(vector)]]
 
@@ -965,7 +975,7 @@ class Grouper:
                 self._story_size.append(0)
                 new_story, story_sim = True, 0.0
 
-        self._insert(url, sig if has_text else None, bands, chash, cluster, story, pub_day, seen_day, salient, vector)
+        self._insert(url, host, sig if has_text else None, bands, chash, cluster, story, pub_day, seen_day, salient, vector)
         record = (
             url,
             self._clusters[cluster],
@@ -997,18 +1007,42 @@ class Grouper:
             record=record,
         )
 
-    def _content_signature(self, host: int, feats: Features) -> tuple[np.ndarray, bool]:
-        """Signature of the article's own lines (template lines of its host left out), and whether it has any."""
+    def _content_signature(self, host: int, feats: Features) -> tuple[np.ndarray, bool, np.ndarray | None]:
+        """Signature of the article's own lines (template lines of its host left out), whether it has any,
+        and, when most of its words are in lines found on exactly one other page of the host, the
+        signature of its lines seen on at most one other page (to look for a same-site copy)."""
         n = len(feats.line_hashes)
         if n == 0:
-            return np.full(self.num_perm, np.iinfo(np.uint32).max, dtype=np.uint32), False
+            return np.full(self.num_perm, np.iinfo(np.uint32).max, dtype=np.uint32), False, None
         keys = (np.uint64(host) << np.uint64(32)) | feats.line_hashes.astype(np.uint64)
         before = self._lines.get(keys)
         own = before < self.boilerplate_pages - 1
-        if not own.all() and int(feats.line_words[own].sum()) < _MIN_CONTENT_WORDS:
-            own[:] = True  # nearly all of it is on other pages of the host: a same-site copy, compare it whole
+        site_sig = None
+        if not own.all():
+            if int(feats.line_words[own].sum()) < _MIN_CONTENT_WORDS:
+                own[:] = True  # nearly all of it is on other pages of the host: a same-site copy, compare it whole
+            else:
+                rare = before <= 1  # its own lines and those on exactly one other page
+                prose_once = (before == 1) & (feats.line_words >= _PROSE_LINE_WORDS)
+                if prose_once.any() and 2 * int(feats.line_words[prose_once].sum()) >= int(feats.line_words[rare].sum()):
+                    site_sig = feats.line_sigs[rare].min(axis=0)
         self._lines.add(keys)
-        return feats.line_sigs[own].min(axis=0), True
+        return feats.line_sigs[own].min(axis=0), True, site_sig
+
+    def _find_same_site_copy(self, host: int, sig: np.ndarray) -> tuple[int | None, float]:
+        """The earlier article of the same host that ``sig`` (own lines and lines shared once) copies, if any."""
+        if not len(self._lsh):
+            return None, 0.0
+        cands, _, _ = self._lsh.lookup(_band_keys(sig, self.bands, self.band_rows)[0])
+        cands = np.unique(cands)
+        cands = cands[self._row_host.data[cands] == host]
+        if not len(cands):
+            return None, 0.0
+        sims = (self._sigs.data[cands] == sig).sum(axis=1) / self.num_perm
+        best = int(np.argmax(sims))
+        if sims[best] >= max(self.dedup_threshold, _SAME_SITE_THRESHOLD):
+            return int(cands[best]), float(sims[best])
+        return None, 0.0
 
     def _find_copy(self, sig: np.ndarray, bands: np.ndarray, chash: int) -> tuple[int | None, float]:
         """The earlier article this one copies (exact content hash, else the best LSH candidate at the threshold)."""
@@ -1088,8 +1122,9 @@ class Grouper:
             return int(uniq[best]), float(final[best])
         return None, 0.0
 
-    def _insert(self, url, sig, bands, chash, cluster, story, pub_day, seen_day, terms, vector) -> int:
+    def _insert(self, url, host, sig, bands, chash, cluster, story, pub_day, seen_day, terms, vector) -> int:
         row = len(self._urls)
+        self._row_host.append(host)
         self._seen_day.append(seen_day)
         self._newest_day = max(self._newest_day, seen_day)
         if pub_day is not None and pub_day <= seen_day:
@@ -1240,6 +1275,7 @@ class Grouper:
         hashes = np.array(chashes[:n], dtype=np.uint64)
         hashes[~ok[:n]] = 0
         self._chash.extend(hashes)
+        self._row_host.extend(hosts[:n].astype(np.int32))
         if len(good):
             self._by_hash.load((hashes[good] & np.uint64(0xFFFFFFFF)).astype(np.uint32), good.astype(np.int32))
         if len(good) < n:

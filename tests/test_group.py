@@ -194,6 +194,38 @@ def test_copy_on_another_site_template_still_found():
     assert copy.cluster_id == original.cluster_id
 
 
+def test_same_site_copy_joins_its_original():
+    """One site publishing a wire story twice: the lines it shares with one other page are not template."""
+    g = _grouper()
+    host = "county.example"
+    for url, title, text in [("ferry", FERRY_TITLE, FERRY), ("market", MARKET_TITLE, MARKET), ("library", LIBRARY_TITLE, LIBRARY)]:
+        _assign(g, f"https://county.example/{url}", title, text + SIDEBAR, host)
+    original = _assign(g, "https://county.example/bridge", BRIDGE_TITLE, BRIDGE + SIDEBAR, host)
+    paragraphs = BRIDGE.strip().split("\n")
+    copy_text = "\n".join(["HARLOW (Wire) - " + paragraphs[0], *paragraphs[1:-1]]) + "\n" + SIDEBAR
+    copy = _assign(g, "https://county.example/wire/bridge", "Harlow approves bridge", copy_text, host)
+    assert copy.cluster_id == original.cluster_id and copy.duplicate_of == "https://county.example/bridge"
+    assert copy.similarity >= 0.7
+    other = _assign(g, "https://county.example/venn", BRIDGE_OTHER_TITLE, BRIDGE_OTHER + SIDEBAR, host)
+    assert other.cluster_id not in (original.cluster_id,)
+
+
+def test_second_page_of_a_site_with_a_big_short_line_template_is_not_a_copy():
+    """Page 2 of a new site shares page 1's whole template (seen once so far): not a same-site copy."""
+    cards = "\n".join(f"Tool {i}: an assistant that drafts emails, summaries and slides for busy teams" for i in range(80))
+    first_text = ("The harbour board approved a new ferry timetable on Monday after months of complaints.\n"
+                  "Services will start earlier in winter and the last boat will leave the island at ten.")
+    second_text = ("The county library will open on Sundays from January, the council said on Friday.\n"
+                   "Volunteers will staff the reading rooms and the children's corner in the afternoons.")
+    g = _grouper()
+    a = _assign(g, "https://tools.example/ferry", "Ferry timetable", first_text + "\n" + cards, "tools.example")
+    b = _assign(g, "https://tools.example/library", "Library hours", second_text + "\n" + cards, "tools.example")
+    assert a.cluster_id != b.cluster_id
+    # the test means something: compared whole, the two pages look like copies
+    fa, fb = g.features("Ferry timetable", first_text + "\n" + cards), g.features("Library hours", second_text + "\n" + cards)
+    assert (fa.line_sigs.min(axis=0) == fb.line_sigs.min(axis=0)).mean() >= 0.7
+
+
 def test_empty_texts_are_not_copies_of_each_other():
     g = _grouper()
     a = _assign(g, "https://a.example/x", "Live: the latest", "", "a.example")
