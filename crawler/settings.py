@@ -35,7 +35,7 @@ NEWS_STORE_BATCH_SIZE = 50
 NEWS_STORE_FLUSH_SECONDS = 2.0
 # Long crawls: return freed heap memory to the OS (glibc malloc_trim) at most this often,
 # from the store's writer thread, so resident memory stays near what is really in use. 0 = off.
-NEWS_MALLOC_TRIM_SECONDS = 10.0
+NEWS_MALLOC_TRIM_SECONDS = 1.0
 # Links followed from one listing page (section pages), and entries read from one sitemap.
 NEWS_MAX_LINKS_PER_PAGE = 200
 NEWS_MAX_SITEMAP_URLS = 50_000

@@ -57,7 +57,8 @@ def main(db_path: str, serve: bool, port: int, scrapy_args: tuple[str, ...]) -> 
                 return
         result = subprocess.run(crawl_command(topics, Path(db_path).resolve(), *scrapy_args), cwd=ROOT)
     if result.returncode == 0:
-        click.echo(f"\nDone. Explore the results with:  datasette {db_path}", err=True)
+        click.echo(f"\nDone. Explore the results (story pages, search, feeds) with:  make serve DB={db_path}\n"
+                   f"  (or: .venv/bin/python datasette/serve.py {db_path})", err=True)
     sys.exit(result.returncode)
 
 

@@ -87,7 +87,7 @@ class StorePipeline:
             settings.getint("NEWS_STORE_BATCH_SIZE", 50),
             settings.getfloat("NEWS_STORE_FLUSH_SECONDS", 2.0),
             Grouper.from_settings(settings) if settings.getbool("NEWS_GROUPING", True) else None,
-            HeapTrimmer(settings.getfloat("NEWS_MALLOC_TRIM_SECONDS", 10.0)),
+            HeapTrimmer(settings.getfloat("NEWS_MALLOC_TRIM_SECONDS", 1.0)),
         )
         crawler.signals.connect(pipeline.item_dropped, signal=signals.item_dropped)
         return pipeline
