@@ -1,0 +1,43 @@
+"""pipelines.textclean.clean_text: page furniture leaves the text, the article's own lines stay."""
+
+import lxml.html
+
+from pipelines.textclean import clean_text
+
+PAGE = """<html><head><title>Harbour board backs new ferry timetable | Coast Courier</title></head><body>
+<h1>Harbour board backs new ferry timetable</h1>
+<ul class="related"><li><a href="/news/bridge">Bridge repairs delayed until spring</a></li>
+<li><a href="/news/market">Farmers market returns to the square</a></li>
+<li><a href="/news/library">Library to open on Sundays</a></li></ul>
+<p><a href="/news/timetable-faq">Read the full timetable</a></p>
+</body></html>"""
+
+BODY = [
+    "The harbour board approved a new ferry timetable on Monday after months of complaints from island residents.",
+    "Services will start earlier in winter and the last boat will leave the island at ten in the evening.",
+    "Read the full timetable",
+    "The board said the change would cost little because the crews already work the early shift.",
+]
+
+
+def _clean(lines):
+    tree = lxml.html.fromstring(PAGE)
+    return clean_text("\n".join(lines), tree, "https://coast.example/news/ferry", "Harbour board backs new ferry timetable").split("\n")
+
+
+def test_article_lines_stay_and_furniture_goes():
+    text = _clean(
+        ["Harbour board backs new ferry timetable", *BODY,
+         "Bridge repairs delayed until spring", "Farmers market returns to the square", "Library to open on Sundays",
+         "Share this article", "Copyright 2026 Coast Courier. All rights reserved."]
+    )
+    assert text == BODY  # headline, the run of related links, share and copyright lines removed; one link line kept
+
+
+def test_a_copied_block_is_removed_once():
+    text = _clean([*BODY, *BODY])
+    assert text == BODY
+
+
+def test_text_without_furniture_is_unchanged():
+    assert _clean(BODY) == BODY
