@@ -152,7 +152,7 @@ def _norm(text: str) -> str:
     return " ".join((text or "").split()).lower()
 
 
-def _split(url: str) -> tuple[str, str] | None:
+def host_and_path(url: str) -> tuple[str, str] | None:
     """(host, path) of a URL, lower-cased, the path without trailing slash ("/" for the root).
 
     A page served from an IP address or localhost under a first path segment that is a host
@@ -176,13 +176,13 @@ def _split(url: str) -> tuple[str, str] | None:
 
 def _url_parts(url: str, others: list[str]) -> tuple[set[str], list[str], str]:
     """Hosts and paths of the page URL and of its canonical/og:url when on the same host; its own path."""
-    own = _split(url) if url else None
+    own = host_and_path(url) if url else None
     hosts, paths = set(), []
     if own:
         hosts.add(own[0])
         paths.append(own[1])
     for other in others:
-        found = _split(other)
+        found = host_and_path(other)
         if found and (own is None or found[0] == own[0]) and found[1] not in paths:
             hosts.add(found[0])
             paths.append(found[1])

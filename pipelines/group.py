@@ -1035,14 +1035,7 @@ class Grouper:
             return None, 0.0
         cands, _, _ = self._lsh.lookup(_band_keys(sig, self.bands, self.band_rows)[0])
         cands = np.unique(cands)
-        cands = cands[self._row_host.data[cands] == host]
-        if not len(cands):
-            return None, 0.0
-        sims = (self._sigs.data[cands] == sig).sum(axis=1) / self.num_perm
-        best = int(np.argmax(sims))
-        if sims[best] >= max(self.dedup_threshold, _SAME_SITE_THRESHOLD):
-            return int(cands[best]), float(sims[best])
-        return None, 0.0
+        return self._best_candidate(cands[self._row_host.data[cands] == host], sig, max(self.dedup_threshold, _SAME_SITE_THRESHOLD))
 
     def _find_copy(self, sig: np.ndarray, bands: np.ndarray, chash: int) -> tuple[int | None, float]:
         """The earlier article this one copies (exact content hash, else the best LSH candidate at the threshold)."""
@@ -1054,12 +1047,15 @@ class Grouper:
         if not len(self._lsh):
             return None, 0.0
         cands, _, _ = self._lsh.lookup(bands)
+        return self._best_candidate(np.unique(cands), sig, self.dedup_threshold)
+
+    def _best_candidate(self, cands: np.ndarray, sig: np.ndarray, threshold: float) -> tuple[int | None, float]:
+        """The candidate row whose signature agrees most with ``sig``, if at least ``threshold`` (ties: the oldest)."""
         if not len(cands):
             return None, 0.0
-        cands = np.unique(cands)
         sims = (self._sigs.data[cands] == sig).sum(axis=1) / self.num_perm
-        best = int(np.argmax(sims))  # ties: the oldest row
-        if sims[best] >= self.dedup_threshold:
+        best = int(np.argmax(sims))
+        if sims[best] >= threshold:
             return int(cands[best]), float(sims[best])
         return None, 0.0
 

@@ -21,6 +21,8 @@ from __future__ import annotations
 import re
 from urllib.parse import urlsplit
 
+from pipelines.detect import host_and_path
+
 __all__ = ["clean_text", "page_text_chars", "site_host"]
 
 _MARK = re.compile(r"^\s*(?:[-•*·▪►]\s+)+")  # list-item markers trafilatura or the page put in front
@@ -31,8 +33,6 @@ _BOILER = re.compile(
     r"download (?:the|our) app|print (?:this|article)|email (?:this|article)|order reprints|comments?\b)",
     re.I,
 )
-_IP_HOST = re.compile(r"^(?:\d{1,3}(?:\.\d{1,3}){3}|localhost)$")
-_HOSTNAME = re.compile(r"^[a-z0-9-]+(?:\.[a-z0-9-]+)*\.[a-z]{2,}$")
 _TITLE_META = ("og:title", "twitter:title")
 _PAGE_TEXT = None  # compiled on first use (lxml imported lazily, like trafilatura)
 
@@ -52,13 +52,8 @@ def _host(host: str) -> str:
 def site_host(url: str) -> str:
     """The page's host without www.; a loopback URL /<host>/<path> (how benchmarks and fixtures
     serve real pages, as pipelines/detect.py reads them) gives that first segment."""
-    parts = urlsplit(url or "")
-    host = (parts.hostname or "").lower()
-    if _IP_HOST.match(host):
-        first = (parts.path or "/").lstrip("/").split("/", 1)[0].lower()
-        if _HOSTNAME.match(first):
-            host = first
-    return _host(host)
+    found = host_and_path(url or "")
+    return _host(found[0]) if found else ""
 
 
 def _same_site(href: str, host: str) -> bool:
@@ -112,17 +107,16 @@ def _site_link_texts(tree, host: str) -> set[str]:
 
 
 def _runs(flags: list[bool], min_run: int, lines: list[str] | None = None, min_chars: int = 0) -> set[int]:
-    """Indices of runs of >= min_run consecutive True flags (blank lines do not break a run
-    when ``lines`` is given) holding >= min_chars characters."""
+    """Indices of runs of >= min_run consecutive True flags holding >= min_chars characters of ``lines``."""
     drop, i, n = set(), 0, len(flags)
     while i < n:
         if not flags[i]:
             i += 1
             continue
         j = i
-        while j < n and (flags[j] or (lines is not None and not lines[j].strip())):
+        while j < n and flags[j]:
             j += 1
-        if sum(flags[i:j]) >= min_run and (not min_chars or sum(len(lines[k]) for k in range(i, j)) >= min_chars):
+        if j - i >= min_run and (not min_chars or sum(len(lines[k]) for k in range(i, j)) >= min_chars):
             drop.update(range(i, j))
         i = j
     return drop
