@@ -33,6 +33,10 @@ NEWS_KEEP_RAW_HTML = True
 # Articles written per transaction, and the longest an article waits in the buffer.
 NEWS_STORE_BATCH_SIZE = 50
 NEWS_STORE_FLUSH_SECONDS = 2.0
+# Most articles between the start of extraction and the end of the store (pipelines/flow.py):
+# more wait for room, so fetching cannot run ahead of the writer and fill memory.
+# 0 = automatic: 3 x NEWS_STORE_BATCH_SIZE + 4 x extraction workers.
+NEWS_ITEMS_IN_FLIGHT = 0
 # Long crawls: return freed heap memory to the OS (glibc malloc_trim) at most this often,
 # from the store's writer thread, so resident memory stays near what is really in use. 0 = off.
 NEWS_MALLOC_TRIM_SECONDS = 1.0

@@ -22,6 +22,7 @@ from scrapy.exceptions import DropItem
 from crawler.items import ArticleItem
 from crawler.stats import count
 from pipelines.drops import NotAnArticleDrop
+from pipelines.flow import InFlight, limit as in_flight_limit
 from pipelines.dates import resolve_published
 from pipelines.detect import article_verdict
 from pipelines.group import Grouper, features
@@ -222,11 +223,12 @@ def _site_rules(settings) -> dict:
 class ExtractPipeline:
     """Runs :func:`extract` in a process pool sized to the machine (NEWS_EXTRACT_WORKERS)."""
 
-    def __init__(self, stats, workers: int, options: ExtractOptions, max_tasks_per_child: int | None = None):
+    def __init__(self, stats, workers: int, options: ExtractOptions, max_tasks_per_child: int | None = None, in_flight: InFlight | None = None):
         self.stats = stats
         self.workers = workers
         self.max_tasks_per_child = max_tasks_per_child
         self.options = options
+        self.in_flight = in_flight  # pauses fetching while too many articles are in the pipelines (pipelines/flow.py)
         self._pool: ProcessPoolExecutor | None = None
 
     @classmethod
@@ -241,7 +243,8 @@ class ExtractPipeline:
             detect_articles=settings.getbool("NEWS_DETECT_ARTICLES", True),
             group_features=Grouper.from_settings(settings).feature_kwargs if settings.getbool("NEWS_GROUPING", True) else None,
         )
-        return cls(crawler.stats, workers, options, settings.getint("NEWS_EXTRACT_MAX_TASKS_PER_CHILD", 500) or None)
+        in_flight = InFlight.from_crawler(crawler, in_flight_limit(settings, workers))
+        return cls(crawler.stats, workers, options, settings.getint("NEWS_EXTRACT_MAX_TASKS_PER_CHILD", 500) or None, in_flight)
 
     def open_spider(self):
         self._pool = self._new_pool()
@@ -285,6 +288,8 @@ class ExtractPipeline:
     async def process_item(self, item):
         if not isinstance(item, ArticleItem):
             return item
+        if self.in_flight is not None:
+            self.in_flight.enter(item)  # it leaves on item_scraped / item_dropped / item_error
         args = (item["html"], item.get("encoding"), item["url"], item.get("hints"), self.options)
         try:
             future = self._submit(*args)

@@ -27,6 +27,11 @@ from pipelines.memory import HeapTrimmer
 
 logger = logging.getLogger(__name__)
 
+# batches handed to the writer thread and not yet written: one being written, one waiting.
+# An article arriving when both are taken waits (process_item does not return), so fetching
+# and extraction cannot run ahead of SQLite and pile up articles in memory (pipelines/flow.py)
+MAX_PENDING_BATCHES = 2
+
 ARTICLE_COLUMNS = (
     "url",
     "fetched_url",
@@ -74,6 +79,7 @@ class StorePipeline:
         self._db = None
         self._timer: asyncio.TimerHandle | None = None
         self._flushing: set[asyncio.Future] = set()
+        self._writing: set[asyncio.Future] = set()  # batches submitted to the writer thread
 
     @classmethod
     def from_crawler(cls, crawler):
@@ -117,6 +123,9 @@ class StorePipeline:
     async def process_item(self, item):
         if not isinstance(item, ArticleItem):
             return item
+        while len(self._writing) >= MAX_PENDING_BATCHES:
+            self.stats.inc_value("news/store_waits")
+            await asyncio.wait(set(self._writing), return_when=asyncio.FIRST_COMPLETED)
         self._buffer.append(_row(item))
         await self._added()
         return item
@@ -151,8 +160,11 @@ class StorePipeline:
             self._timer.cancel()
             self._timer = None
         run_id = self.stats.get_value("news/run_id")
+        writing = asyncio.wrap_future(self._executor.submit(self._write, batch, outcomes, run_id))
+        self._writing.add(writing)
+        writing.add_done_callback(self._writing.discard)
         try:
-            stored, seen = await asyncio.wrap_future(self._executor.submit(self._write, batch, outcomes, run_id))
+            stored, seen = await writing
         except Exception:
             logger.exception("Could not write %d article(s) to %s", len(batch), self.db_path)
             for row in batch:

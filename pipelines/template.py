@@ -39,6 +39,8 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["SiteTemplates", "TemplatePipeline"]
 
+RECLEAN_PAGE = 500  # articles read at a time when a crawl's articles are cleaned again at its end
+
 _STOP = frozenset(
     "the a an and or of to in on for with from by at as is are was were be been this that these those "
     "it its into over after before about than more most new says said will would could can has have had "
@@ -193,19 +195,24 @@ class TemplatePipeline:
         for host in sorted(self._hosts_this_crawl):
             if not self.templates.has_template(host):
                 continue
-            rows = [
-                row
-                for row in self.db.execute(
-                    "SELECT url, title, text FROM articles WHERE hostname = ? AND run_id = ?", [host.rsplit(":", 1)[0].strip("[]"), run_id]
+            # in pages of RECLEAN_PAGE rows: a big crawl of one site must not load all its texts at once
+            after = 0
+            while True:
+                rows = self.db.execute(
+                    "SELECT rowid, url, title, text FROM articles WHERE hostname = ? AND run_id = ? AND rowid > ? ORDER BY rowid LIMIT ?",
+                    [host.rsplit(":", 1)[0].strip("[]"), run_id, after, RECLEAN_PAGE],
                 ).fetchall()
-                if urlsplit(row[0]).netloc.lower() == host
-            ]
-            with self.db.atomic():
-                for url, title, text in rows:
-                    cleaned, removed = self.templates.clean(host, text or "", title)
-                    if removed:
-                        self.db["articles"].update(url, _text_fields(cleaned))
-                        recleaned += 1
+                if not rows:
+                    break
+                after = rows[-1][0]
+                with self.db.atomic():
+                    for _, url, title, text in rows:
+                        if urlsplit(url).netloc.lower() != host:
+                            continue
+                        cleaned, removed = self.templates.clean(host, text or "", title)
+                        if removed:
+                            self.db["articles"].update(url, _text_fields(cleaned))
+                            recleaned += 1
         if recleaned:
             logger.info("Cleaned %d article(s) again once their site's template was known", recleaned)
             self.stats.inc_value("news/template_recleaned", recleaned)
