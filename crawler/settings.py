@@ -84,6 +84,10 @@ NEWS_GDELT_URL = "https://api.gdeltproject.org"
 USER_AGENT = "newscrawler/0.1 (+{contact})"
 ROBOTSTXT_OBEY = True
 CONCURRENT_REQUESTS = 16
+# Scrapy starts this many asyncio tasks for the output of every response; an article page
+# gives one item and a feed or sitemap a list of requests that are queued in a moment, so
+# Scrapy's default of 100 only costs CPU and memory (100 tasks per page in flight).
+CONCURRENT_ITEMS = 8
 # Search services get one slot each (whatever their host): one request at a time, spaced
 # as each service asks (GDELT: one request every 5 seconds).
 DOWNLOAD_SLOTS = {

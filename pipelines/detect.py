@@ -42,6 +42,8 @@ import re
 from datetime import datetime, timezone
 from urllib.parse import urlsplit
 
+from lxml import etree
+
 from pipelines.dates import _as_tree, _body_date, _jsonld_date, _meta_date, _types, jsonld_objects, url_date
 
 __all__ = ["article_verdict", "page_signals", "page_tree", "verdict_from_signals"]
@@ -102,6 +104,7 @@ _IP_HOST = re.compile(r"^(?:\d{1,3}(?:\.\d{1,3}){3}|localhost|\[[0-9a-f:]+\])$")
 _HOSTNAME = re.compile(r"^[a-z0-9-]+(?:\.[a-z0-9-]+)*\.[a-z]{2,}$")
 
 # --- text --------------------------------------------------------------------------------------
+_CLASS_VALUES = etree.XPath("//@class", smart_strings=False)  # plain strings: no per-value parent link
 _PRICE = re.compile(r"(?:[$€£¥₹]\s?\d[\d,.]*\d|\d[\d,.]*\s?(?:€|USD|EUR|GBP|CHF|kr|zł)(?!\w))")
 _TITLE_SPLIT = re.compile(r"\s[|–—·•:»]\s|\s-\s")  # "Headline | Site" -> "Headline"
 _ARCHIVE_TITLE = re.compile(r"\barchives?\b\s*(?:[|–—·•:»-]|$)|^(?:category|tag|topic|archive)\s*:", re.I)
@@ -222,7 +225,7 @@ def page_signals(tree, url: str, extracted: dict | None) -> dict:
                 break
         for itemtype in tree.xpath("//@itemtype"):
             microdata.update(one.rstrip("/").rsplit("/", 1)[-1].lower() for one in str(itemtype).split())
-        classes = " " + " ".join(tree.xpath("//@class")).lower()
+        classes = " " + " ".join(_CLASS_VALUES(tree)).lower()
         controls = " ".join(
             tree.xpath("//button//text() | //button/@aria-label | //input[@type='submit']/@value | //@id[contains(., 'cart') or contains(., 'Cart')]")
         ).lower()
@@ -230,10 +233,13 @@ def page_signals(tree, url: str, extracted: dict | None) -> dict:
         # link titles (for the listing test): only worth collecting when the text has 5+ lines of that size
         text_lines = [line for line in (extracted.get("text") or "").split("\n") if 15 <= len(line.strip()) <= 300]
         if len(text_lines) >= 5:
+            wanted = {_norm(line) for line in (extracted.get("text") or "").split("\n")}
             for a in tree.iter("a"):
                 t = a.text_content()
                 if len(t) >= 15:
-                    anchors.add(_norm(t))
+                    t = _norm(t)
+                    if t in wanted:  # only link texts that are lines of the text are looked up
+                        anchors.add(t)
         if _jsonld_date(objects, now):
             s["date_source"] = "jsonld"
         elif _meta_date(tree, now):

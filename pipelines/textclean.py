@@ -71,7 +71,8 @@ def page_text_chars(tree) -> int:
         from lxml import etree
 
         _PAGE_TEXT = etree.XPath(
-            "//body//text()[not(ancestor::script or ancestor::style or ancestor::noscript or ancestor::template or ancestor::svg)]"
+            "//body//text()[not(ancestor::script or ancestor::style or ancestor::noscript or ancestor::template or ancestor::svg)]",
+            smart_strings=False,
         )
     return sum(len(" ".join(t.split())) for t in _PAGE_TEXT(tree)) if tree is not None else 0
 
@@ -95,14 +96,15 @@ def _title_forms(tree, title: str | None) -> tuple[set[str], str]:
     return forms, html_title
 
 
-def _site_link_texts(tree, host: str) -> set[str]:
+def _site_link_texts(tree, host: str, wanted: set[str]) -> set[str]:
+    """The lines of ``wanted`` that are the whole text of a same-site link on the page."""
     texts = set()
-    if tree is not None:
+    if tree is not None and wanted:
         for a in tree.iter("a"):
-            if _same_site(a.get("href") or "", host):
-                text = _norm(a.text_content())
-                if text:
-                    texts.add(text)
+            text = _norm(a.text_content())
+            # the href is checked only for texts that are lines (a few per page, not hundreds)
+            if text in wanted and text not in texts and _same_site(a.get("href") or "", host):
+                texts.add(text)
     return texts
 
 
@@ -138,7 +140,7 @@ def clean_text(text: str, tree, url: str, title: str | None) -> str:
             keep[i] = False
 
     # 2. runs of same-site link texts
-    links = _site_link_texts(tree, site_host(url))
+    links = _site_link_texts(tree, site_host(url), {b for b in bare if b})
     for i in _runs([bool(b) and b in links for b in bare], 2):
         keep[i] = False
 
