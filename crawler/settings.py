@@ -40,6 +40,9 @@ NEWS_ITEMS_IN_FLIGHT = 0
 # Long crawls: return freed heap memory to the OS (glibc malloc_trim) at most this often,
 # from the store's writer thread, so resident memory stays near what is really in use. 0 = off.
 NEWS_MALLOC_TRIM_SECONDS = 1.0
+# ...and give every block of at least this many bytes its own mapping (glibc mallopt
+# M_MMAP_THRESHOLD), so the grouping index's growing arrays do not fragment the heap. 0 = glibc's default.
+NEWS_MALLOC_MMAP_THRESHOLD = 1048576
 # Links followed from one listing page (section pages), and entries read from one sitemap.
 NEWS_MAX_LINKS_PER_PAGE = 200
 NEWS_MAX_SITEMAP_URLS = 50_000

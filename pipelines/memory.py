@@ -6,6 +6,12 @@ chunks inside its heaps, so the process's resident size climbs to the high-water
 of that churn and stays there. ``malloc_trim(0)`` returns whole free pages to the kernel
 (it madvises free pages in the middle of a heap too, not only the top). Measured with
 bench/long_run.py (see docs/benchmarks.md). Elsewhere (musl, macOS) this is a no-op.
+
+``fix_mmap_threshold(n)`` also pins glibc's mmap threshold: by default glibc raises it (up to
+32 MB) each time a big mmapped block is freed, after which the grouping index's growing
+arrays (megabytes each, reallocated as they grow) are carved out of the main heap and leave
+holes there. With a fixed threshold every block of ``n`` bytes or more gets its own mapping
+and goes straight back to the kernel when freed.
 """
 
 from __future__ import annotations
@@ -18,15 +24,32 @@ import time
 logger = logging.getLogger(__name__)
 
 
-def _malloc_trim():
+_M_MMAP_THRESHOLD = -3  # glibc's mallopt() parameter number
+
+
+def _libc_function(name: str, argtypes: list):
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        trim = libc.malloc_trim
+        function = getattr(libc, name)
     except (OSError, AttributeError):
         return None
-    trim.argtypes = [ctypes.c_size_t]
-    trim.restype = ctypes.c_int
-    return trim
+    function.argtypes = argtypes
+    function.restype = ctypes.c_int
+    return function
+
+
+def _malloc_trim():
+    return _libc_function("malloc_trim", [ctypes.c_size_t])
+
+
+def fix_mmap_threshold(nbytes: int) -> bool:
+    """Pin glibc's mmap threshold at ``nbytes`` (0 leaves glibc's dynamic threshold); True if set."""
+    if nbytes < 0:
+        raise ValueError(f"NEWS_MALLOC_MMAP_THRESHOLD={nbytes}: use a number of bytes (e.g. 1048576), or 0 to leave glibc's default")
+    if not nbytes:
+        return False
+    mallopt = _libc_function("mallopt", [ctypes.c_int, ctypes.c_int])
+    return bool(mallopt is not None and mallopt(_M_MMAP_THRESHOLD, nbytes) == 1)
 
 
 class HeapTrimmer:

@@ -23,7 +23,7 @@ from crawler.stats import count
 from pipelines.db import open_db
 from pipelines.drops import IrrelevantDrop, NotAnArticleDrop
 from pipelines.group import Grouper
-from pipelines.memory import HeapTrimmer
+from pipelines.memory import HeapTrimmer, fix_mmap_threshold
 
 logger = logging.getLogger(__name__)
 
@@ -95,6 +95,7 @@ class StorePipeline:
             Grouper.from_settings(settings) if settings.getbool("NEWS_GROUPING", True) else None,
             HeapTrimmer(settings.getfloat("NEWS_MALLOC_TRIM_SECONDS", 1.0)),
         )
+        fix_mmap_threshold(settings.getint("NEWS_MALLOC_MMAP_THRESHOLD", 1 << 20))  # the crawl process's heap (pipelines/memory.py)
         crawler.signals.connect(pipeline.item_dropped, signal=signals.item_dropped)
         return pipeline
 

@@ -48,3 +48,42 @@ def test_negative_interval_is_a_clear_error():
 @pytest.mark.skipif(platform.system() != "Linux" or platform.libc_ver()[0] != "glibc", reason="glibc only")
 def test_available_on_glibc():
     assert HeapTrimmer(1.0).available
+
+
+def test_mmap_threshold_zero_leaves_glibc_alone_and_negative_is_a_clear_error():
+    from pipelines.memory import fix_mmap_threshold
+
+    assert fix_mmap_threshold(0) is False
+    with pytest.raises(ValueError, match="NEWS_MALLOC_MMAP_THRESHOLD=-1"):
+        fix_mmap_threshold(-1)
+
+
+@pytest.mark.skipif(platform.system() != "Linux" or platform.libc_ver()[0] != "glibc", reason="glibc only")
+def test_mmap_threshold_pins_big_blocks_to_their_own_mappings():
+    """After pinning at 1 MiB, a 2 MiB block is mmapped: freeing it returns it to the kernel at once."""
+    import subprocess
+    import sys
+
+    code = (
+        "import ctypes, ctypes.util\n"
+        "from pipelines.memory import fix_mmap_threshold\n"
+        "class MI(ctypes.Structure):\n"
+        "    _fields_ = [(n, ctypes.c_size_t) for n in ('arena','ordblks','smblks','hblks','hblkhd','usmblks','fsmblks','uordblks','fordblks','keepcost')]\n"
+        "libc = ctypes.CDLL(ctypes.util.find_library('c'))\n"
+        "libc.mallinfo2.restype = MI\n"
+        "libc.malloc.restype = ctypes.c_void_p\n"
+        "libc.free.argtypes = [ctypes.c_void_p]\n"
+        "assert fix_mmap_threshold(1 << 20)\n"
+        "for _ in range(3):\n"  # free big blocks: glibc's dynamic threshold would rise past 2 MiB here
+        "    libc.free(libc.malloc(8 << 20))\n"
+        "before = libc.mallinfo2().hblkhd\n"
+        "p = libc.malloc(2 << 20)\n"
+        "print(libc.mallinfo2().hblkhd - before >= 2 << 20)\n"
+        "libc.free(p)\n"
+    )
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root, env={"PYTHONPATH": str(root)})
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "True"
