@@ -18,7 +18,7 @@ from scrapy.utils.response import response_status_message
 
 from crawler.spiders.news import ARTICLE, SOURCE, TOPICS
 from crawler.stats import count
-from crawler.urls import canonical_url, is_public_address, origin, page_canonical
+from crawler.urls import RefusedAddress, canonical_url, is_public_address, origin, page_canonical
 from pipelines.db import open_db
 
 logger = logging.getLogger(__name__)
@@ -94,10 +94,6 @@ class BackoffRetryMiddleware(RetryMiddleware):
         if delay > 0:
             logger.debug("Retry %d of %s in %.1fs", attempt, request.url, delay)
             await asyncio.sleep(delay)
-
-
-class RefusedAddress(IgnoreRequest):
-    """A request to a non-public address or a non-http(s) URL, refused by NetworkSafetyMiddleware."""
 
 
 class NetworkSafetyMiddleware:

@@ -13,9 +13,14 @@ from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
 import courlan
 from courlan.clean import TRACKERS_RE
+from scrapy.exceptions import IgnoreRequest
 from w3lib.url import canonicalize_url
 
-__all__ = ["canonical_url", "page_canonical", "hostname", "same_site", "is_public_address", "origin"]
+__all__ = ["canonical_url", "page_canonical", "hostname", "same_site", "is_public_address", "origin", "RefusedAddress"]
+
+
+class RefusedAddress(IgnoreRequest):
+    """A request to a non-public address or a non-http(s) URL, refused by NetworkSafetyMiddleware."""
 
 # <link rel="canonical" href="..."> and <meta property="og:url" content="...">, any attribute order
 _TAG = re.compile(rb"<(link|meta)\b[^>]*>", re.IGNORECASE)

@@ -215,7 +215,7 @@ def url_date(url: str, now: datetime | None = None) -> str | None:
 
 
 # --- the page -------------------------------------------------------------------------------
-def _as_tree(tree_or_html):
+def as_tree(tree_or_html):
     if tree_or_html is None:
         return None
     if isinstance(tree_or_html, (str, bytes)):
@@ -230,7 +230,7 @@ def _as_tree(tree_or_html):
     return tree_or_html
 
 
-def _types(obj: dict) -> set[str]:
+def ld_types(obj: dict) -> set[str]:
     value = obj.get("@type")
     if isinstance(value, str):
         value = [value]
@@ -283,17 +283,17 @@ def _loads(raw: str):
         return None
 
 
-def _jsonld_date(objects: list[dict], now: datetime) -> str | None:
+def jsonld_date(objects: list[dict], now: datetime) -> str | None:
     article_dates, page_dates = [], []
     for obj in objects:
-        types = _types(obj)
+        types = ld_types(obj)
         candidates = [obj]
         # an article nested as the page's main entity
         main = obj.get("mainEntity")
         if isinstance(main, dict):
             candidates.append(main)
         for cand in candidates:
-            ctypes = _types(cand) if cand is not obj else types
+            ctypes = ld_types(cand) if cand is not obj else types
             value = cand.get("datePublished") or cand.get("dateCreated")
             if value is None:
                 continue
@@ -313,7 +313,7 @@ def _jsonld_date(objects: list[dict], now: datetime) -> str | None:
     return None
 
 
-def _meta_date(tree, now: datetime) -> str | None:
+def meta_date(tree, now: datetime) -> str | None:
     best_rank, best = len(META_KEYS), None
     head_and_body = tree.iterfind(".//meta")
     for meta in head_and_body:
@@ -342,7 +342,7 @@ _PUB_CLASS = re.compile(r"publish|pubdate|posted|post-date|entry-date|article-da
 _NOT_PUB_CLASS = re.compile(r"modif|updat|comment|related|footer|sidebar|widget|teaser|card", re.I)
 
 
-def _body_date(tree, now: datetime) -> str | None:
+def body_date(tree, now: datetime) -> str | None:
     """Microdata datePublished, then <time pubdate>, then a <time> marked as the publication date."""
     for el in tree.xpath("//*[@itemprop]"):  # XPath, not iterfind: attribute tests run in C
         if (el.get("itemprop") or "").strip().lower() != "datepublished" or el.tag == "meta":
@@ -396,13 +396,13 @@ def resolve_published(
     """
     now = now or datetime.now(timezone.utc)
     hints = hints or {}
-    tree = _as_tree(tree_or_html)
+    tree = as_tree(tree_or_html)
     if tree is not None:
         try:
             objects = jsonld_objects(tree)
         except Exception:  # never let a date fail the page
             objects = []
-        for source, finder in (("jsonld", lambda: _jsonld_date(objects, now)), ("meta", lambda: _meta_date(tree, now)), ("page", lambda: _body_date(tree, now))):
+        for source, finder in (("jsonld", lambda: jsonld_date(objects, now)), ("meta", lambda: meta_date(tree, now)), ("page", lambda: body_date(tree, now))):
             try:
                 found = finder()
             except Exception:

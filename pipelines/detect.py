@@ -44,7 +44,7 @@ from urllib.parse import urlsplit
 
 from lxml import etree
 
-from pipelines.dates import _as_tree, _body_date, _jsonld_date, _meta_date, _types, jsonld_objects, url_date
+from pipelines.dates import as_tree, body_date, jsonld_date, meta_date, ld_types, jsonld_objects, url_date
 
 __all__ = ["article_verdict", "page_signals", "page_tree", "verdict_from_signals"]
 
@@ -131,7 +131,7 @@ def article_verdict(tree_or_html, url: str, extracted: dict | None = None) -> st
     ``tree_or_html``: the page's lxml tree (read, not modified) or its HTML text; ``url``:
     the page URL; ``extracted``: trafilatura's result as a dict (text, title, author ...).
     """
-    return verdict_from_signals(page_signals(_as_tree(tree_or_html), url, extracted))
+    return verdict_from_signals(page_signals(as_tree(tree_or_html), url, extracted))
 
 
 def verdict_from_signals(s: dict) -> str | None:
@@ -200,10 +200,10 @@ def page_signals(tree, url: str, extracted: dict | None) -> dict:
     objects = jsonld_objects(tree) if tree is not None else []
     types: set[str] = set()
     for obj in objects:
-        types |= _types(obj)
+        types |= ld_types(obj)
         main = obj.get("mainEntity")
         if isinstance(main, dict):
-            types |= _types(main)
+            types |= ld_types(main)
     s["ld_types"] = types
     s["ld_article"] = bool(types & _ARTICLE_TYPES)
 
@@ -240,11 +240,11 @@ def page_signals(tree, url: str, extracted: dict | None) -> dict:
                     t = _norm(t)
                     if t in wanted:  # only link texts that are lines of the text are looked up
                         anchors.add(t)
-        if _jsonld_date(objects, now):
+        if jsonld_date(objects, now):
             s["date_source"] = "jsonld"
-        elif _meta_date(tree, now):
+        elif meta_date(tree, now):
             s["date_source"] = "meta"
-        elif _body_date(tree, now):
+        elif body_date(tree, now):
             s["date_source"] = "page"
     s["microdata"] = microdata
     s["og_type"] = _norm(metas.get("og:type", "")) or None

@@ -206,7 +206,7 @@ def _noop() -> None:
     return None
 
 
-def _site_rules(settings) -> dict:
+def read_site_rules(settings) -> dict:
     try:
         rules = settings.getdict("NEWS_SITE_RULES")
     except ValueError as exc:
@@ -238,7 +238,7 @@ class ExtractPipeline:
         options = ExtractOptions(
             min_text_chars=settings.getint("NEWS_MIN_TEXT_CHARS", 400),
             keep_raw_html=settings.getbool("NEWS_KEEP_RAW_HTML", True),
-            site_rules=_site_rules(settings),
+            site_rules=read_site_rules(settings),
             template_block_chars=settings.getint("NEWS_TEMPLATE_MAX_BLOCK_CHARS", 300),
             detect_articles=settings.getbool("NEWS_DETECT_ARTICLES", True),
             group_features=Grouper.from_settings(settings).feature_kwargs if settings.getbool("NEWS_GROUPING", True) else None,

@@ -21,7 +21,7 @@ import click
 
 from pipelines.db import open_db
 from pipelines.extract import ExtractOptions, NotAnArticle, extract
-from pipelines.template import SiteTemplates, _text_fields
+from pipelines.template import SiteTemplates, text_fields
 
 FIELDS = ("title", "text", "published", "published_source", "authors", "sitename", "language", "description",
           "tags", "image", "word_count", "content_hash")
@@ -41,14 +41,14 @@ def _job(args):
 def _settings_options(overrides: dict[str, str]):
     from scrapy.utils.project import get_project_settings
 
-    from pipelines.extract import _site_rules
+    from pipelines.extract import read_site_rules
 
     settings = get_project_settings()
     settings.setdict(overrides, priority="cmdline")
     options = ExtractOptions(
         min_text_chars=settings.getint("NEWS_MIN_TEXT_CHARS", 400),
         keep_raw_html=False,
-        site_rules=_site_rules(settings),
+        site_rules=read_site_rules(settings),
         template_block_chars=settings.getint("NEWS_TEMPLATE_MAX_BLOCK_CHARS", 300),
     )
     templates = SiteTemplates(
@@ -107,7 +107,7 @@ def main(db_path: str, host: str | None, workers: int, dry_run: bool, overrides:
                     templates.load(site, counts)
                     hosts[site] = True
                 text, _removed = templates.clean(site, fields["text"], fields.get("title"))
-                fields.update(_text_fields(text))
+                fields.update(text_fields(text))
                 current = db.execute(f"select {', '.join(FIELDS)} from articles where url = ?", [url]).fetchone()
                 new = tuple(fields.get(k) for k in FIELDS)
                 if tuple(current) != new:

@@ -211,7 +211,7 @@ class TemplatePipeline:
                             continue
                         cleaned, removed = self.templates.clean(host, text or "", title)
                         if removed:
-                            self.db["articles"].update(url, _text_fields(cleaned))
+                            self.db["articles"].update(url, text_fields(cleaned))
                             recleaned += 1
         if recleaned:
             logger.info("Cleaned %d article(s) again once their site's template was known", recleaned)
@@ -220,10 +220,10 @@ class TemplatePipeline:
         self.db = None
 
 
-def _text_fields(text: str) -> dict:
+def text_fields(text: str) -> dict:
     return {"text": text, "content_hash": content_hash(text), "word_count": len(text.split())}
 
 
 def _set_text(item: ArticleItem, text: str) -> None:
-    for key, value in _text_fields(text).items():
+    for key, value in text_fields(text).items():
         item[key] = value

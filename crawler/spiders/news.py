@@ -34,7 +34,7 @@ from crawler.items import ArticleItem
 from crawler.search import SearchResponseError, bing_publisher_url, parse_results, resolve_google_link, search_url, translate
 from crawler.stats import count
 from crawler.topics import Topic, TopicsError, load_topics, select_topics
-from crawler.urls import canonical_url, origin
+from crawler.urls import RefusedAddress, canonical_url, origin
 
 logger = logging.getLogger(__name__)
 
@@ -344,8 +344,6 @@ def _describe_failure(failure: Failure) -> tuple[str, str]:
     from scrapy import exceptions as sx
     from scrapy.spidermiddlewares.httperror import HttpError
     from twisted.internet import error as net
-
-    from crawler.middlewares import RefusedAddress
 
     exc = failure.value
     text = str(exc)[:500]
