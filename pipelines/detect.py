@@ -145,7 +145,10 @@ def verdict_from_signals(s: dict) -> str | None:
     if best is not None and score >= REJECT_AT and score > pos:
         reasons = [why for _, why in sorted(whys, key=lambda item: -item[0]) if why != _UNDATED]
         return f"{_LABELS[best]}: " + ", ".join(reasons)[:200]
-    if pos <= WEAK_AT:
+    if pos <= WEAK_AT and s["long_lines"] < 1:
+        # no evidence either way and not one paragraph of prose (150+ characters): a page with
+        # running text gets the benefit of the doubt (WCXB: 7 more articles kept, 1 more
+        # non-article let through; docs/extraction.md)
         return "not an article: no article markup, date, byline, headline or prose"
     return None
 

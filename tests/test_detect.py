@@ -116,6 +116,13 @@ def test_page_without_any_article_evidence():
     assert verdict(doc(), "https://example.com/grow", text=text, title="Grow").startswith("not an article:")
 
 
+def test_page_without_evidence_but_with_a_paragraph_of_prose_gets_the_benefit_of_the_doubt():
+    text = "Notes\n" + PARAGRAPH + "The rest of the evening went to questions from the public about parking."
+    assert verdict(doc(), "https://example.com/grow", text=text, title="Grow") is None
+    short = "Notes\n" + PARAGRAPH[:140]  # under 150 characters: not a paragraph of prose
+    assert verdict(doc(), "https://example.com/grow", text=short, title="Grow").startswith("not an article:")
+
+
 # --- inputs ------------------------------------------------------------------------------------------
 def test_pages_served_by_the_benchmarks_are_read_as_their_original_host():
     head = '<meta name="generator" content="Discourse 3.6.0">'
