@@ -34,7 +34,7 @@ NEWS_KEEP_RAW_HTML = True
 NEWS_STORE_BATCH_SIZE = 50
 NEWS_STORE_FLUSH_SECONDS = 2.0
 # Most articles between the start of extraction and the end of the store (pipelines/flow.py):
-# more wait for room, so fetching cannot run ahead of the writer and fill memory.
+# at this many, fetching pauses until some are stored, so it cannot run ahead of the writer.
 # 0 = automatic: 3 x NEWS_STORE_BATCH_SIZE + 4 x extraction workers.
 NEWS_ITEMS_IN_FLIGHT = 0
 # Long crawls: return freed heap memory to the OS (glibc malloc_trim) at most this often,

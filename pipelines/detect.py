@@ -234,9 +234,9 @@ def page_signals(tree, url: str, extracted: dict | None) -> dict:
         ).lower()
         s["pre_blocks"] = int(tree.xpath("count(//pre)"))
         # link titles (for the listing test): only worth collecting when the text has 5+ lines of that size
-        text_lines = [line for line in (extracted.get("text") or "").split("\n") if 15 <= len(line.strip()) <= 300]
-        if len(text_lines) >= 5:
-            wanted = {_norm(line) for line in (extracted.get("text") or "").split("\n")}
+        all_lines = (extracted.get("text") or "").split("\n")
+        if sum(15 <= len(line.strip()) <= 300 for line in all_lines) >= 5:
+            wanted = {_norm(line) for line in all_lines}
             for a in tree.iter("a"):
                 t = a.text_content()
                 if len(t) >= 15:

@@ -18,11 +18,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
-import logging
 import time
-
-logger = logging.getLogger(__name__)
-
 
 _M_MMAP_THRESHOLD = -3  # glibc's mallopt() parameter number
 
