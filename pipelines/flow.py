@@ -9,8 +9,10 @@ Two pieces bound it. The store lets at most two batches wait for the writer thre
 article arriving after that waits in ``StorePipeline.process_item``. ``InFlight`` counts the
 articles between the first pipeline and the end of the last one (Scrapy's ``item_scraped``,
 ``item_dropped`` and ``item_error`` signals) and pauses the engine's scheduling
-(``engine.pause()``) while ``limit`` or more are in: downloads already under way finish,
-no new ones start, and scheduling resumes as soon as articles leave. Waiting in the
+(``engine.pause()``) while ``limit`` or more are in: downloads already under way finish and
+their articles still come in (so the count can pass ``limit`` by about CONCURRENT_REQUESTS
+plus the responses waiting for the spider), no new ones start, and scheduling resumes as soon
+as articles leave. Waiting in the
 pipeline instead would keep every new response alive (Scrapy lets up to 5 MB of response
 bodies be processed at once, thousands of small pages, each with ~100 asyncio tasks).
 
