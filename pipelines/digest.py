@@ -3,8 +3,12 @@
     python -m pipelines.digest --topic ai-model-theft --since 24h
     python -m pipelines.digest --topic ai-model-theft --since 7d --format html -o digest.html
 
-"New" stories were first seen within the period; "growing" ones are older stories that
-gained articles within it. A small chart shows the topic's coverage per day.
+The period runs from --since to --now (default: the current time). Both are judged by
+when the crawler fetched the articles: a story is "new" when all of the topic's articles
+of it were fetched within the period, "growing" when it gained articles within the period
+and had older ones. Articles fetched after --now are left out, so a digest for a past
+--now is the digest that day would have had. A small chart shows the topic's coverage per
+publication day for the days up to --now.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from pathlib import Path
 import click
 import sqlite_utils
 
-__all__ = ["parse_since", "collect", "render_markdown", "render_html"]
+__all__ = ["parse_since", "parse_now", "collect", "render_markdown", "render_html"]
 
 _SPAN = re.compile(r"^\s*(\d+)\s*([mhdw])\s*$")
 _UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
@@ -31,10 +35,21 @@ def parse_since(value: str, now: datetime | None = None) -> datetime:
     m = _SPAN.match(value)
     if m:
         return now - timedelta(**{_UNITS[m.group(2)]: int(m.group(1))})
+    return _iso(value, "--since", "use a span such as 24h, 7d, 90m, 2w, or an ISO date such as 2026-11-20")
+
+
+def parse_now(value: str | None) -> datetime:
+    """The end of the period: an ISO date/datetime (UTC unless it says otherwise), or the current time."""
+    if not value:
+        return datetime.now(timezone.utc)
+    return _iso(value, "--now", "use an ISO date or datetime such as 2026-11-20 or 2026-11-20T06:00:00+00:00")
+
+
+def _iso(value: str, option: str, hint: str) -> datetime:
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:
-        raise click.BadParameter(f"{value!r}: use a span such as 24h, 7d, 90m, 2w, or an ISO date such as 2026-11-20") from None
+        raise click.BadParameter(f"{value!r}: {hint}", param_hint=option) from None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
 
 
@@ -44,6 +59,7 @@ class Story:
     title: str
     first_seen: str
     last_seen: str
+    first_fetched: str  # when the first of the topic's articles of it was fetched
     articles: int
     sites: int
     new_articles: int
@@ -51,42 +67,51 @@ class Story:
     top: list  # (title, hostname, url) of its latest articles
 
 
-def collect(db: sqlite_utils.Database, topic: str, since: datetime, days: int = 14) -> tuple[list[Story], list[tuple[str, int]]]:
-    """The topic's new and growing stories since ``since``, and its articles per day."""
-    since_iso = since.astimezone(timezone.utc).isoformat(timespec="seconds")
+def collect(
+    db: sqlite_utils.Database, topic: str, since: datetime, days: int = 14, now: datetime | None = None
+) -> tuple[list[Story], list[tuple[str, int]]]:
+    """The topic's new and growing stories fetched between ``since`` and ``now``, and its articles per day."""
+    now = now or datetime.now(timezone.utc)
+    since_iso, now_iso = (_utc_iso(t) for t in (since, now))
     rows = db.execute(
         """
-        select s.id, s.title, s.first_seen, s.last_seen,
+        select s.id, s.title, s.first_seen, s.last_seen, min(a.fetched_at) as first_fetched,
                count(*) as articles, count(distinct a.hostname) as sites,
                sum(case when a.fetched_at >= :since then 1 else 0 end) as new_articles
         from articles a
         join article_topics t on t.url = a.url and t.topic = :topic
         join stories s on s.id = a.story_id
+        where a.fetched_at <= :now
         group by s.id
         having new_articles > 0
-        order by (s.first_seen >= :since) desc, new_articles desc, s.last_seen desc
+        order by (first_fetched >= :since) desc, new_articles desc, s.last_seen desc
         """,
-        {"since": since_iso, "topic": topic},
+        {"since": since_iso, "now": now_iso, "topic": topic},
     ).fetchall()
     stories = []
-    for sid, title, first_seen, last_seen, n, sites, new in rows:
+    for sid, title, first_seen, last_seen, first_fetched, n, sites, new in rows:
         top = db.execute(
             "select a.title, a.hostname, a.url from articles a join article_topics t on t.url = a.url and t.topic = ? "
-            "where a.story_id = ? order by a.fetched_at desc limit 3",
-            [topic, sid],
+            "where a.story_id = ? and a.fetched_at <= ? order by a.fetched_at desc limit 3",
+            [topic, sid, now_iso],
         ).fetchall()
-        status = "new" if (first_seen or "") >= since_iso else "growing"
-        stories.append(Story(sid, title or "(untitled)", first_seen, last_seen, n, sites, new, status, top))
-    start = (datetime.now(timezone.utc) - timedelta(days=days - 1)).date()
+        status = "new" if first_fetched >= since_iso else "growing"
+        stories.append(Story(sid, title or "(untitled)", first_seen, last_seen, first_fetched, n, sites, new, status, top))
+    start = (now.astimezone(timezone.utc) - timedelta(days=days - 1)).date()
     counts = dict(
         db.execute(
             "select substr(coalesce(a.published, a.fetched_at), 1, 10) as day, count(*) from articles a "
-            "join article_topics t on t.url = a.url and t.topic = ? where day >= ? group by day",
-            [topic, start.isoformat()],
+            "join article_topics t on t.url = a.url and t.topic = ? where day >= ? and a.fetched_at <= ? group by day",
+            [topic, start.isoformat(), now_iso],
         ).fetchall()
     )
     per_day = [((start + timedelta(days=i)).isoformat(), counts.get((start + timedelta(days=i)).isoformat(), 0)) for i in range(days)]
     return stories, per_day
+
+
+def _utc_iso(moment: datetime) -> str:
+    """The form of articles.fetched_at (2026-11-20T06:00:00+00:00), so strings compare as times."""
+    return moment.astimezone(timezone.utc).isoformat(timespec="seconds")
 
 
 def render_markdown(topic: str, since: datetime, stories: list[Story], per_day: list[tuple[str, int]]) -> str:
@@ -143,21 +168,23 @@ def render_html(topic: str, since: datetime, stories: list[Story], per_day: list
 @click.option("--format", "fmt", type=click.Choice(["md", "html"]), default="md", show_default=True)
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write here instead of stdout.")
 @click.option("--days", default=14, show_default=True, help="Days shown in the coverage chart.")
-def main(topic: str, since: str, db_path: str, fmt: str, output: str | None, days: int) -> None:
+@click.option("--now", "now_text", metavar="ISO", help="End of the period and of the chart (default: the current time).")
+def main(topic: str, since: str, db_path: str, fmt: str, output: str | None, days: int, now_text: str | None) -> None:
     """Write a digest of new and growing stories of TOPIC.
 
     Example: python -m pipelines.digest --topic ai-model-theft --since 24h --format html -o digest.html
     """
     if not Path(db_path).exists():
         raise click.UsageError(f"{db_path}: no such database; run a crawl first or pass --db")
-    start = parse_since(since)
+    now = parse_now(now_text)
+    start = parse_since(since, now)
     db = sqlite_utils.Database(db_path)
     if "stories" not in db.table_names():
         raise click.UsageError(f"{db_path} has no stories table: it was not written by a crawl with grouping")
     known = {r[0] for r in db.execute("select distinct topic from article_topics").fetchall()}
     if topic not in known:
         raise click.UsageError(f"no articles for topic {topic!r} in {db_path}; topics there: {', '.join(sorted(known)) or 'none'}")
-    stories, per_day = collect(db, topic, start, days)
+    stories, per_day = collect(db, topic, start, days, now)
     text = (render_html if fmt == "html" else render_markdown)(topic, start, stories, per_day)
     if output:
         Path(output).write_text(text, encoding="utf-8")

@@ -5,7 +5,8 @@
 
 Routes (the first attached database is used, or ?db=NAME):
     /-/news/story/<story_id>          headline, timeline of coverage, outlets, copies folded under their original
-    /-/news/topic/<topic>.atom        Atom feed: one entry per story of the topic, newest first
+    /-/news/topic/<topic>.atom        Atom feed: one entry per story of the topic, newest first;
+                                      its <author> is the instance title from metadata.yml
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from xml.sax.saxutils import escape
 from datasette import Response, hookimpl
 
 FEED_SIZE = 50
+FEED_AUTHOR = "newscrawler"  # feed-level <author> (RFC 4287 4.1.1) when metadata.yml has no title
 
 
 def _database(datasette, request):
@@ -118,6 +120,7 @@ async def topic_feed(datasette, request):
         f"<id>tag:newscrawler,topic:{escape(topic)}</id>"
         f"<title>News stories: {escape(topic)}</title>"
         f"<updated>{escape(_rfc3339(updated))}</updated>"
+        f"<author><name>{escape(datasette.metadata('title') or FEED_AUTHOR)}</name></author>"
         f'<link rel="self" href="{base}/-/news/topic/{escape(topic)}.atom"/>'
         + "".join(entries)
         + "</feed>"
