@@ -11,7 +11,7 @@ class ArticleItem(scrapy.Item):
     fetched_url = scrapy.Field()  # the URL requested
     topics = scrapy.Field()  # names of the topics whose sources listed this article
     sources = scrapy.Field()  # [{topic, kind, source, query}]: which feed, sitemap, page or search found it
-    hints = scrapy.Field()  # {title, published, published_source} from the feed or sitemap
+    hints = scrapy.Field()  # {title, published, published_source} from the feed or sitemap; {language, domain} from GDELT
     html = scrapy.Field(serializer=lambda _: None)  # response body (bytes); dropped after extraction
     encoding = scrapy.Field()
     status = scrapy.Field()

@@ -1,4 +1,5 @@
-"""Downloader middlewares: retry with back-off, skip stored articles, conditional GET."""
+"""Downloader middlewares: network safety, search-service slots, retry with back-off, skip
+stored articles, conditional GET."""
 
 from __future__ import annotations
 
@@ -16,12 +17,15 @@ from scrapy.downloadermiddlewares.useragent import UserAgentMiddleware
 from scrapy.exceptions import IgnoreRequest, NotConfigured
 from scrapy.utils.response import response_status_message
 
-from crawler.spiders.news import ARTICLE, SOURCE, TOPICS
+from crawler.spiders.news import ARTICLE, KEY, SOURCE, TOPICS, search_slot
 from crawler.stats import count
 from crawler.urls import RefusedAddress, canonical_url, is_public_address, origin, page_canonical
 from pipelines.db import open_db
 
 logger = logging.getLogger(__name__)
+
+# the setting that holds each search service's base URL
+_SERVICE_URL_SETTINGS = {"google_news": "NEWS_GOOGLE_NEWS_URL", "bing_news": "NEWS_BING_NEWS_URL", "gdelt": "NEWS_GDELT_URL"}
 
 
 def retry_after_seconds(value: bytes | str | None, now: datetime | None = None) -> float | None:
@@ -101,14 +105,18 @@ class NetworkSafetyMiddleware:
 
     A URL found in a feed, sitemap or page (or a redirect target) whose host is, or resolves
     to, such an address is not fetched, unless its origin (scheme, host, port) is one of the
-    topics' configured sources or NEWS_ALLOW_PRIVATE_NETWORKS is set. Only http and https
-    are fetched. Refusals are counted (``errors``) and recorded in fetch_errors.
-    Resolution happens here and again in the downloader, so a DNS answer that changes in
-    between (rebinding) is not covered: run the crawler behind an egress firewall too.
+    configured sources (or search services) of a topic the request is for (its ``news_topics``
+    meta; a request for no topic, such as Scrapy's robots.txt fetches, may use the origins of
+    every topic) or NEWS_ALLOW_PRIVATE_NETWORKS is set. Only http and https are fetched.
+    Shared address space (100.64.0.0/10: carrier-grade NAT, also VPN overlays such as
+    Tailscale) is not public either. Refusals are counted (``errors``) and recorded in
+    fetch_errors. Resolution happens here and again in the downloader, so a DNS answer that
+    changes in between (rebinding) is not covered: run the crawler behind an egress firewall too.
     """
 
-    def __init__(self, allowed_origins: set, allow_private: bool):
-        self.allowed = allowed_origins
+    def __init__(self, allowed_by_topic: dict[str, set], allow_private: bool):
+        self.allowed_by_topic = allowed_by_topic
+        self.allowed_any = set().union(*allowed_by_topic.values())  # for requests without topics
         self.allow_private = allow_private
         self._resolved: dict[str, tuple[str, ...]] = {}
 
@@ -120,17 +128,22 @@ class NetworkSafetyMiddleware:
             topics = load_topics(crawler.settings.get("NEWS_TOPICS"))
         except TopicsError:
             topics = ()  # the spider reports the problem and stops
-        allowed = set().union(*(t.source_origins() for t in topics)) if topics else set()
-        if any(t.search for t in topics):
-            for name in ("NEWS_GOOGLE_NEWS_URL", "NEWS_BING_NEWS_URL", "NEWS_GDELT_URL"):
-                allowed.add(origin(crawler.settings.get(name) or ""))
+        services = {s: origin(crawler.settings.get(name) or "") for s, name in _SERVICE_URL_SETTINGS.items()}
+        allowed = {t.name: t.source_origins() | {services[s] for s in t.search if s in services} for t in topics}
         return cls(allowed, crawler.settings.getbool("NEWS_ALLOW_PRIVATE_NETWORKS", False))
+
+    def allowed(self, request, key: tuple[str, str, int | None]) -> bool:
+        """True when ``key`` (an origin) is a configured source of one of the request's topics."""
+        topics = request.meta.get(TOPICS)
+        if not topics:
+            return key in self.allowed_any
+        return any(key in self.allowed_by_topic.get(t, ()) for t in topics)
 
     async def process_request(self, request):
         scheme, host, port = origin(request.url)
         if scheme not in ("http", "https"):
             raise RefusedAddress(f"scheme {scheme!r} is not fetched (only http and https)")
-        if self.allow_private or (scheme, host, port) in self.allowed:
+        if self.allow_private or self.allowed(request, (scheme, host, port)):
             return None
         for address in await self._addresses(host, port):
             if not is_public_address(address):
@@ -153,6 +166,30 @@ class NetworkSafetyMiddleware:
                 self._resolved.clear()
             self._resolved[host] = tuple(info[4][0] for info in infos)
         return self._resolved[host]
+
+
+class SearchSlotMiddleware:
+    """Keep a search service's download slot for requests to that service's own host.
+
+    The spider puts search queries and undecoded Google News links in the service's slot
+    (one request at a time, NEWS_SEARCH_DELAYS apart). Scrapy copies a request's meta, slot
+    included, to its redirects, so a Google link redirected to its publisher would fetch the
+    publisher's page under Google's delay: such a request goes back to its own host's slot.
+    """
+
+    def __init__(self, bases: dict[str, str]):
+        self.origins = {search_slot(service): origin(url) for service, url in bases.items()}
+
+    @classmethod
+    def from_crawler(cls, crawler):
+        return cls({service: crawler.settings.get(name) or "" for service, name in _SERVICE_URL_SETTINGS.items()})
+
+    def process_request(self, request):
+        slot = request.meta.get("download_slot")
+        if slot in self.origins and origin(request.url) != self.origins[slot]:
+            del request.meta["download_slot"]
+            request.meta.pop("autothrottle_dont_adjust_delay", None)
+        return None
 
 
 class _StoreReader:
@@ -180,13 +217,16 @@ class SeenArticlesMiddleware:
     Checked twice: before the request (its canonical URL) and after the response (the
     page's own rel=canonical / og:url, when it names another URL of the same site). A stored
     article asked for by a topic it is not tagged with is matched against that topic's query
-    from its stored text, and tagged when it matches.
+    from its stored text, and tagged when it matches. The sources that listed a stored
+    article again (a new feed, a search) are recorded in article_sources for the topics it
+    is tagged with, as the store does for a fetched article.
     """
 
-    def __init__(self, reader: _StoreReader, stats, topics=()):
+    def __init__(self, reader: _StoreReader, stats, topics=(), crawler=None):
         self.reader = reader
         self.stats = stats
         self.topics = {t.name: t for t in topics}
+        self.crawler = crawler
 
     @classmethod
     def from_crawler(cls, crawler):
@@ -199,37 +239,51 @@ class SeenArticlesMiddleware:
             topics = load_topics(crawler.settings.get("NEWS_TOPICS"))
         except TopicsError:
             topics = ()  # the spider reports the problem and stops
-        return cls(_StoreReader(db_path), crawler.stats, topics)
+        return cls(_StoreReader(db_path), crawler.stats, topics, crawler)
 
     def process_request(self, request):
         if request.meta.get(ARTICLE):
             url = canonical_url(request.url)
             why = self.reader.known(url, request.meta.get(TOPICS, ()))
             if why == "already stored":
-                self._tag_new_topics(url, request.meta.get(TOPICS, ()))
+                self._seen_stored(url, request)
             if why:
                 self._skip(request, why)
         return None
 
-    def _tag_new_topics(self, url: str, topics) -> None:
-        """A stored article listed by a topic it is not tagged with yet (a topic added later,
-        another topic's feed): match that topic's query against the stored text, no fetch."""
+    def _seen_stored(self, url: str, request) -> None:
+        """A stored article listed again: tag it with its new topics whose query it matches
+        (a topic added later, another topic's feed; from the stored text, no fetch), and record
+        the sources that listed it for the topics it is tagged with."""
         db = self.reader.db
+        now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        run_id = self.stats.get_value("news/run_id")
         tagged = {t for (t,) in db.execute("SELECT topic FROM article_topics WHERE url = ?", [url]).fetchall()}
-        new = [t for t in topics if t not in tagged and t in self.topics]
-        if not new:
-            return
-        title, text = db.execute("SELECT title, text FROM articles WHERE url = ?", [url]).fetchone()
-        rows = []
-        for name in new:
-            matched = self.topics[name].match(f"{title or ''}\n{text or ''}")
-            if matched is not None:
-                rows.append({"url": url, "topic": name, "matched": json.dumps(sorted(matched)),
-                             "run_id": self.stats.get_value("news/run_id"), "added_at": datetime.now(timezone.utc).isoformat(timespec="seconds")})
-                count(self.stats, "stored", [name], total=False)
-        if rows:
+        new = [t for t in request.meta.get(TOPICS, ()) if t not in tagged and t in self.topics]
+        topic_rows = []
+        if new:
+            title, text = db.execute("SELECT title, text FROM articles WHERE url = ?", [url]).fetchone()
+            for name in new:
+                matched = self.topics[name].match(f"{title or ''}\n{text or ''}")
+                if matched is not None:
+                    topic_rows.append({"url": url, "topic": name, "matched": json.dumps(sorted(matched)), "run_id": run_id, "added_at": now})
+                    tagged.add(name)
+                    count(self.stats, "stored", [name], total=False)
+        source_rows = [
+            {"url": url, "topic": t, "kind": kind, "source": source, "query": query, "run_id": run_id, "found_at": now}
+            for t, kind, source, query in self._found_by(request)
+            if t in tagged
+        ]
+        if topic_rows or source_rows:
             with db.atomic():
-                db["article_topics"].insert_all(rows, ignore=True)
+                db["article_topics"].insert_all(topic_rows, ignore=True)
+                db["article_sources"].insert_all(source_rows, ignore=True)
+
+    def _found_by(self, request) -> tuple:
+        """(topic, kind, source, query) of the sources that listed the request's article (the spider knows them)."""
+        spider = getattr(self.crawler, "spider", None)
+        key = request.meta.get(KEY) or canonical_url(request.url)
+        return spider.found_by(key) if hasattr(spider, "found_by") else ()
 
     def process_response(self, request, response):
         if not request.meta.get(ARTICLE) or response.status != 200:
@@ -237,6 +291,8 @@ class SeenArticlesMiddleware:
         found = page_canonical(response.body, response.url)
         if found and found != canonical_url(request.url):
             why = self.reader.known(found, request.meta.get(TOPICS, ()))
+            if why == "already stored":
+                self._seen_stored(found, request)
             if why:
                 self._skip(request, f"{why}: {found}")
             request.meta["news_canonical"] = found

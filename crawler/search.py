@@ -8,8 +8,8 @@ them at 127.0.0.1.
 Translation may broaden a query (drop a NOT, flatten what a service cannot express) but
 never narrows it: every article found is matched against the real query after extraction.
 
-Service limits (documented by the services; respected through per-service download slots,
-see NEWS_SEARCH_DELAYS):
+Service limits (documented by the services; respected through per-service download slots
+spaced by NEWS_SEARCH_DELAYS, see NewsSpider.update_settings):
 - Google News RSS: about 100 items per query, no paging; ``when:Nd`` limits recency.
   Items link through news.google.com; the publisher URL is decoded from the link where
   its format allows, else the link is fetched and its redirect followed.
@@ -24,19 +24,51 @@ from __future__ import annotations
 import base64
 import json
 import re
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from urllib.parse import parse_qs, quote, urlencode, urlsplit
 
 from crawler.discovery import Candidate, parse_feed
 from crawler.query import Query, _And, _Not, _Or, _Term
 
-__all__ = ["SERVICES", "SearchResponseError", "translate", "search_url", "parse_results", "resolve_google_link", "bing_publisher_url"]
+__all__ = [
+    "SERVICES", "DEFAULT_DELAYS", "SearchResult", "SearchResponseError", "translate", "search_url", "parse_results",
+    "resolve_google_link", "bing_publisher_url",
+]
 
 SERVICES = ("google_news", "bing_news", "gdelt")
+# seconds between two requests to a service (NEWS_SEARCH_DELAYS overrides): GDELT asks for
+# one request every 5 seconds; Google and Bing publish no rate, 1 s stays clear of captchas
+DEFAULT_DELAYS = {"google_news": 1.0, "bing_news": 1.0, "gdelt": 5.0}
 
 
 class SearchResponseError(ValueError):
     """A search service answered with something that is not its documented format."""
+
+
+@dataclass(frozen=True)
+class SearchResult(Candidate):
+    """A candidate with what the service said about it beyond title and date (GDELT)."""
+
+    language: str | None = None  # ISO 639-1 code
+    domain: str | None = None  # the publisher's domain, as the service names it
+
+
+# GDELT names languages in English ("English", "Chinese"); the store keeps ISO 639-1 codes
+# like trafilatura's. GDELT's 65 source languages:
+_GDELT_LANGUAGES = dict(
+    pair.split(":")
+    for pair in (
+        "afrikaans:af albanian:sq arabic:ar armenian:hy azerbaijani:az bengali:bn bosnian:bs bulgarian:bg "
+        "catalan:ca chinese:zh croatian:hr czech:cs danish:da dutch:nl english:en estonian:et finnish:fi "
+        "french:fr galician:gl georgian:ka german:de greek:el gujarati:gu hebrew:he hindi:hi hungarian:hu "
+        "icelandic:is indonesian:id italian:it japanese:ja kannada:kn kazakh:kk korean:ko latvian:lv "
+        "lithuanian:lt macedonian:mk malay:ms malayalam:ml marathi:mr mongolian:mn nepali:ne norwegian:no "
+        "persian:fa polish:pl portuguese:pt punjabi:pa romanian:ro russian:ru serbian:sr sinhalese:si "
+        "slovak:sk slovenian:sl somali:so spanish:es swahili:sw swedish:sv tamil:ta telugu:te thai:th "
+        "tibetan:bo turkish:tr ukrainian:uk urdu:ur vietnamese:vi"
+    ).split()
+)
 
 
 # --- query translation ---------------------------------------------------------------
@@ -106,7 +138,11 @@ def search_url(service: str, base: str, query: str, *, max_age_days: int = 0, lo
     base = base.rstrip("/")
     if service == "google_news":
         hl, gl = locale
-        q = f"{query} when:{max_age_days}d" if max_age_days else query
+        if max_age_days:
+            # "a OR b when:7d" would scope only b: the recency operator must apply to all of it
+            q = f"({query}) when:{max_age_days}d" if _top_level_or(query) else f"{query} when:{max_age_days}d"
+        else:
+            q = query
         return f"{base}/rss/search?" + urlencode({"q": q, "hl": hl, "gl": gl, "ceid": f"{gl}:{hl.split('-')[0]}"}, quote_via=quote)
     if service == "bing_news":
         return f"{base}/news/search?" + urlencode({"q": query, "format": "rss", "count": 100}, quote_via=quote)
@@ -115,6 +151,23 @@ def search_url(service: str, base: str, query: str, *, max_age_days: int = 0, lo
         params = {"query": query, "mode": "artlist", "format": "json", "maxrecords": 250, "timespan": f"{days}d", "sort": "datedesc"}
         return f"{base}/api/v2/doc/doc?" + urlencode(params, quote_via=quote)
     raise ValueError(f"unknown search service {service!r}")
+
+
+def _top_level_or(query: str) -> bool:
+    """True when ``query`` (Google syntax) has an OR outside parentheses and quotes."""
+    depth, quoted = 0, False
+    for token in re.findall(r'"|\(|\)|[^\s()"]+', query):
+        if token == '"':
+            quoted = not quoted
+        elif quoted:
+            continue
+        elif token == "(":
+            depth += 1
+        elif token == ")":
+            depth = max(0, depth - 1)
+        elif token == "OR" and depth == 0:
+            return True
+    return False
 
 
 # --- responses -----------------------------------------------------------------------
@@ -153,8 +206,20 @@ def _parse_gdelt(body: bytes) -> list[Candidate]:
         if urlsplit(article["url"]).scheme not in ("http", "https"):
             continue
         title = article.get("title") if isinstance(article.get("title"), str) else None
-        out.append(Candidate(article["url"], title, _gdelt_date(article.get("seendate"))))
+        domain = article.get("domain") if isinstance(article.get("domain"), str) else None
+        published = _gdelt_date(article.get("seendate"))
+        out.append(SearchResult(article["url"], title, published, _gdelt_language(article.get("language")), domain or None))
     return out
+
+
+def _gdelt_language(value) -> str | None:
+    """ISO 639-1 code for GDELT's language name (or a code it already gives); None if unknown."""
+    if not isinstance(value, str):
+        return None
+    value = value.strip().lower()
+    if value in _GDELT_LANGUAGES:
+        return _GDELT_LANGUAGES[value]
+    return value if re.fullmatch(r"[a-z]{2}", value) else None
 
 
 def _gdelt_date(value) -> datetime | None:

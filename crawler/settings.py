@@ -81,6 +81,12 @@ NEWS_GOOGLE_NEWS_HL = "en-US"
 NEWS_GOOGLE_NEWS_GL = "US"
 NEWS_BING_NEWS_URL = "https://www.bing.com"
 NEWS_GDELT_URL = "https://api.gdeltproject.org"
+# Seconds between two requests to each service (GDELT asks for one every 5 seconds). The
+# spider gives each service its own download slot (DOWNLOAD_SLOTS "search-<service>", see
+# NewsSpider.update_settings): one request at a time, exactly this far apart (no jitter, not
+# adjusted by AutoThrottle). Only requests to the service's host use it; publisher pages
+# found by a search use their own host's slot. Services left out keep these defaults.
+NEWS_SEARCH_DELAYS = {"google_news": 1.0, "bing_news": 1.0, "gdelt": 5.0}
 
 # --- Politeness ----------------------------------------------------------------
 # "{contact}" is filled in from NEWS_CONTACT by crawler.middlewares.ContactUserAgentMiddleware.
@@ -91,13 +97,6 @@ CONCURRENT_REQUESTS = 16
 # gives one item and a feed or sitemap a list of requests that are queued in a moment, so
 # Scrapy's default of 100 only costs CPU and memory (100 tasks per page in flight).
 CONCURRENT_ITEMS = 8
-# Search services get one slot each (whatever their host): one request at a time, spaced
-# as each service asks (GDELT: one request every 5 seconds).
-DOWNLOAD_SLOTS = {
-    "search-google_news": {"concurrency": 1, "delay": 1.0},
-    "search-bing_news": {"concurrency": 1, "delay": 1.0},
-    "search-gdelt": {"concurrency": 1, "delay": 5.0},
-}
 CONCURRENT_REQUESTS_PER_DOMAIN = 4
 DOWNLOAD_DELAY = 0.25
 AUTOTHROTTLE_ENABLED = True
@@ -117,6 +116,7 @@ REMOTE_CONTROL_ENABLED = False
 
 DOWNLOADER_MIDDLEWARES = {
     "crawler.middlewares.NetworkSafetyMiddleware": 50,
+    "crawler.middlewares.SearchSlotMiddleware": 60,
     "scrapy.downloadermiddlewares.useragent.UserAgentMiddleware": None,
     "crawler.middlewares.ContactUserAgentMiddleware": 500,
     # Retry with back-off and Retry-After replaces Scrapy's plain retry.

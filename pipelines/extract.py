@@ -136,7 +136,7 @@ def extract(body: bytes, encoding: str | None, url: str, hints: dict | None, opt
         "authors": _clean(data.get("author")),
         "sitename": _clean(data.get("sitename")),
         "hostname": host,
-        "language": _clean(data.get("language")),
+        "language": _clean(data.get("language")) or _clean(hints.get("language")),  # trafilatura sets none without a target language; GDELT tells
         "description": _clean(data.get("description")),
         "tags": json.dumps(_tags(data), ensure_ascii=False),
         "image": _clean(data.get("image")),

@@ -7,9 +7,17 @@ the server's records as an absolute URI) and never to 10.0.0.1 or 169.254.169.25
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 
+import pytest
+from scrapy import Request
+from scrapy.utils.test import get_crawler
+
+from crawler.middlewares import NetworkSafetyMiddleware
+from crawler.spiders.news import TOPICS
+from crawler.urls import RefusedAddress
 from demo.server import FixtureServer, Response
 from tests.conftest import ROOT, open_store
 
@@ -80,3 +88,55 @@ def test_allow_private_networks_setting(tmp_path):
     assert fetched.count("/news/swifts-return-to-bridge.html") == 1  # only the allowed crawl fetched it
     assert open_store(tmp_path / "a.db").execute("select count(*) from articles").fetchone()[0] == 0
     assert open_store(tmp_path / "b.db").execute("select count(*) from articles").fetchone()[0] == 1
+
+
+def _middleware(tmp_path, **settings) -> NetworkSafetyMiddleware:
+    """Topic "a" lists a feed on a private origin; topic "b" a public one and GDELT (on a private test origin)."""
+    topics = tmp_path / "topics.toml"
+    topics.write_text(
+        '[[topic]]\nname = "a"\nfeeds = ["http://10.1.2.3:8080/feed.xml"]\n'
+        '[[topic]]\nname = "b"\nquery = "x"\nfeeds = ["https://news.example/feed.xml"]\nsearch = ["gdelt"]\n'
+    )
+    crawler = get_crawler(settings_dict={"NEWS_TOPICS": str(topics), "NEWS_GDELT_URL": "http://127.0.0.1:9999", **settings})
+    return NetworkSafetyMiddleware.from_crawler(crawler)
+
+
+def _verdict(mw: NetworkSafetyMiddleware, url: str, topics=("a",)) -> str:
+    meta = {TOPICS: topics} if topics is not None else {}
+    try:
+        asyncio.run(mw.process_request(Request(url, meta=meta)))
+    except RefusedAddress:
+        return "refused"
+    return "fetched"
+
+
+@pytest.mark.parametrize("url", [
+    "file:///etc/passwd",
+    "ftp://93.184.216.34/pub/story.html",  # a public host, but not http(s)
+    "http://224.0.0.1/news/multicast-story.html",
+    "http://[ff02::1]/news/ipv6-multicast-story.html",
+    "http://[::ffff:10.0.0.1]/news/mapped-private-story.html",
+    # shared address space (RFC 6598): carrier-grade NAT, and VPN overlays (Tailscale) that
+    # reach the operator's own machines: not public, refused
+    "http://100.64.0.1/news/cgnat-story.html",
+])
+def test_refused_schemes_and_addresses(tmp_path, url):
+    assert _verdict(_middleware(tmp_path), url) == "refused"
+    assert _verdict(_middleware(tmp_path, NEWS_ALLOW_PRIVATE_NETWORKS=True), url) == ("refused" if url[:4] in ("file", "ftp:") else "fetched")
+
+
+def test_public_address_is_fetched(tmp_path):
+    assert _verdict(_middleware(tmp_path), "http://93.184.216.34/news/story.html") == "fetched"
+
+
+def test_private_source_origin_is_allowed_only_for_its_own_topic(tmp_path):
+    mw = _middleware(tmp_path)
+    link = "http://10.1.2.3:8080/news/internal-story.html"
+    assert _verdict(mw, link, ("a",)) == "fetched"  # topic a's configured source origin
+    assert _verdict(mw, link, ("b",)) == "refused"  # a link found by topic b only
+    assert _verdict(mw, link, ("a", "b")) == "fetched"
+    assert _verdict(mw, "http://10.1.2.3:8081/news/other-port.html", ("a",)) == "refused"  # origin includes the port
+    assert _verdict(mw, "http://10.1.2.3:8080/robots.txt", None) == "fetched"  # Scrapy's robots.txt fetch carries no topic
+    # a search service's origin is allowed for the topics that search it
+    assert _verdict(mw, "http://127.0.0.1:9999/api/v2/doc/doc?query=x", ("b",)) == "fetched"
+    assert _verdict(mw, "http://127.0.0.1:9999/api/v2/doc/doc?query=x", ("a",)) == "refused"

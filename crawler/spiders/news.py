@@ -11,6 +11,7 @@ listed by several sources or topics is fetched once, carrying all its topics.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from datetime import datetime, timedelta, timezone
 from urllib.parse import urlsplit
@@ -19,6 +20,7 @@ import scrapy
 from scrapy.exceptions import CloseSpider
 from scrapy.http import Response
 from scrapy.linkextractors import LinkExtractor
+from scrapy.settings import SETTINGS_PRIORITIES
 from twisted.python.failure import Failure
 
 from crawler import signals
@@ -31,7 +33,16 @@ from crawler.discovery import (
     sitemaps_from_robots,
 )
 from crawler.items import ArticleItem
-from crawler.search import SearchResponseError, bing_publisher_url, parse_results, resolve_google_link, search_url, translate
+from crawler.search import (
+    DEFAULT_DELAYS,
+    SERVICES,
+    SearchResponseError,
+    bing_publisher_url,
+    parse_results,
+    resolve_google_link,
+    search_url,
+    translate,
+)
 from crawler.stats import count
 from crawler.topics import Topic, TopicsError, load_topics, select_topics
 from crawler.urls import RefusedAddress, canonical_url, origin
@@ -46,6 +57,14 @@ SOURCE = "news_source"  # feed | sitemap | robots | page | a search service, on 
 SEARCH_QUERY = "news_search_query"  # the query sent to a search service
 KEY = "news_key"  # the canonical URL an article was scheduled under (before redirects)
 _FETCHED = ((), ())  # NewsSpider._scheduled value of a URL whose page was handled
+# meta of a request to a search service's own host: its download slot, spaced exactly by
+# NEWS_SEARCH_DELAYS (AutoThrottle would bring every slot's delay down to the latency)
+_NO_THROTTLE = {"autothrottle_dont_adjust_delay": True}
+
+
+def search_slot(service: str) -> str:
+    """The download slot of ``service`` (see NewsSpider.update_settings)."""
+    return f"search-{service}"
 
 
 class NewsSpider(scrapy.Spider):
@@ -59,6 +78,24 @@ class NewsSpider(scrapy.Spider):
         # is (topic, kind, source URL, search query or ""). Tuples, not sets (a long crawl
         # holds one entry per URL), and _FETCHED once the page has been handled.
         self._scheduled: dict[str, tuple[tuple[str, ...], tuple[tuple[str, str, str, str], ...]]] = {}
+
+    @classmethod
+    def update_settings(cls, settings):
+        """Give each search service its own download slot (DOWNLOAD_SLOTS ``search-<service>``):
+        one request at a time, NEWS_SEARCH_DELAYS seconds apart, without Scrapy's delay jitter."""
+        super().update_settings(settings)
+        delays = {**DEFAULT_DELAYS, **settings.getdict("NEWS_SEARCH_DELAYS")}
+        for service, delay in delays.items():
+            if service not in SERVICES or not isinstance(delay, (int, float)) or isinstance(delay, bool) or delay < 0:
+                raise ValueError(
+                    f"NEWS_SEARCH_DELAYS: {service!r}: {delay!r} is not valid; give seconds (>= 0) for any of "
+                    f"{', '.join(SERVICES)}, e.g. NEWS_SEARCH_DELAYS = {{\"gdelt\": 5.0}}"
+                )
+        slots = settings.getdict("DOWNLOAD_SLOTS")
+        for service, delay in delays.items():
+            slots[search_slot(service)] = {"concurrency": 1, "delay": float(delay), "jitter": 0}
+        priority = max(settings.getpriority("DOWNLOAD_SLOTS") or 0, SETTINGS_PRIORITIES["spider"])
+        settings.set("DOWNLOAD_SLOTS", slots, priority=priority)
 
     @classmethod
     def from_crawler(cls, crawler, *args, **kwargs):
@@ -112,7 +149,7 @@ class NewsSpider(scrapy.Spider):
                     url,
                     callback=self.parse_search,
                     errback=self.on_error,
-                    meta={TOPICS: (topic.name,), SOURCE: service, SEARCH_QUERY: query, "download_slot": f"search-{service}"},
+                    meta={TOPICS: (topic.name,), SOURCE: service, SEARCH_QUERY: query, "download_slot": search_slot(service), **_NO_THROTTLE},
                     dont_filter=True,
                     priority=10,
                 )
@@ -199,6 +236,8 @@ class NewsSpider(scrapy.Spider):
             self._fail(response.url, "bad_search_response", str(exc), topics)
             return
         logger.info("%s: %d result(s) for topic %s", service, len(found), topics[0])
+        if not found:  # a valid answer with no results: the query may be too narrow for the service
+            self.crawler.stats.inc_value(f"news/search_empty/{service}")
         candidates = []
         for candidate in found:
             url = self._publisher_url(service, candidate.url)
@@ -206,7 +245,7 @@ class NewsSpider(scrapy.Spider):
                 self.crawler.stats.inc_value("news/search_unresolved")
                 self._fail(candidate.url, "unresolved_link", f"{service}: no publisher URL in the link", topics)
                 continue
-            candidates.append(Candidate(url, candidate.title, candidate.published))
+            candidates.append(dataclasses.replace(candidate, url=url))
         yield from self._schedule(candidates, response, service)
 
     def _publisher_url(self, service: str, link: str) -> str | None:
@@ -219,6 +258,19 @@ class NewsSpider(scrapy.Spider):
             # that it really left Google)
             return decoded or link
         return link
+
+    def found_by(self, url: str) -> tuple[tuple[str, str, str, str], ...]:
+        """(topic, kind, source URL, search query) of every source that listed ``url`` (its
+        canonical form, as scheduled) in this crawl so far; () once its page was handled."""
+        entry = self._scheduled.get(url)
+        return entry[1] if entry else ()
+
+    def _service_slot(self, url: str, source_kind: str) -> dict:
+        """The service's slot for a link that still points at the service's own host (an
+        undecoded Google News link); publisher pages go to their own host's slot."""
+        if source_kind in self.search_bases and origin(url) == origin(self.search_bases[source_kind]):
+            return {"download_slot": search_slot(source_kind), **_NO_THROTTLE}
+        return {}
 
     def _not_modified(self, response: Response) -> bool:
         if response.status == 304:
@@ -259,6 +311,9 @@ class NewsSpider(scrapy.Spider):
                 "published": candidate.published.isoformat() if candidate.published else None,
                 "published_source": source_kind if candidate.published else None,
             }
+            for key in ("language", "domain"):  # what a search service said (GDELT)
+                if getattr(candidate, key, None):
+                    hints[key] = getattr(candidate, key)
             yield scrapy.Request(
                 url,
                 callback=self.parse_article,
@@ -266,7 +321,7 @@ class NewsSpider(scrapy.Spider):
                 # duplicates are already merged above (_scheduled); letting Scrapy's dupefilter
                 # drop redirects too would hide redirect loops instead of recording them
                 dont_filter=True,
-                meta={TOPICS: tuple(topics), ARTICLE: True, HINTS: hints, KEY: url, **_slot(response)},
+                meta={TOPICS: tuple(topics), ARTICLE: True, HINTS: hints, KEY: url, **self._service_slot(url, source_kind)},
             )
 
     # -- articles -------------------------------------------------------------------------
@@ -331,12 +386,6 @@ def _is_html(response: Response, content_type: str) -> bool:
     if content_type:
         return "html" in content_type or "xml" in content_type
     return isinstance(response, scrapy.http.HtmlResponse)
-
-
-def _slot(response: Response) -> dict:
-    """Keep search-service results in that service's rate-limited download slot."""
-    slot = response.meta.get("download_slot")
-    return {"download_slot": slot} if slot and slot.startswith("search-") else {}
 
 
 def _describe_failure(failure: Failure) -> tuple[str, str]:
