@@ -118,9 +118,19 @@ def main() -> None:
         print(f"the crawl ended early (exit {proc.returncode}); last lines of {workdir / 'crawl.log'}:", *log[-15:], sep="\n", file=sys.stderr)
     print(f"settings: {' '.join(args.set) or 'defaults'}")
     print(f"machine: {os.cpu_count()} cores; pages: {n}; stored: {stored(db)}; work dir {workdir}")
-    if len(readings) >= 2:
-        first, last = readings[marks[0]][0], readings[marks[-1]][0]
-        print(f"crawl process RSS growth {marks[0]} -> {marks[-1]}: {100 * (last - first) / first:+.1f}% (target < 20%)")
+    if len(marks) >= 2:
+        print(growth_line(marks, readings))
+
+
+def growth_line(marks: list[int], readings: dict) -> str:
+    """RSS growth from the first mark to the last one reached (a crawl can end before the last)."""
+    reached = [m for m in marks if m in readings]
+    missed = [m for m in marks if m not in readings]
+    note = f" ({', '.join(map(str, missed))} not reached)" if missed else ""
+    if len(reached) < 2 or not readings[reached[0]][0]:
+        return f"crawl process RSS growth: not measured, marks reached: {', '.join(map(str, reached)) or 'none'}{note}"
+    first, last = readings[reached[0]][0], readings[reached[-1]][0]
+    return f"crawl process RSS growth {reached[0]} -> {reached[-1]}: {100 * (last - first) / first:+.1f}% (target < 20%){note}"
 
 
 if __name__ == "__main__":

@@ -49,7 +49,8 @@ class Candidate:
 class SitemapDoc:
     kind: str  # "urlset" | "sitemapindex" | "unknown"
     entries: tuple[Candidate, ...]  # for an index: the child sitemaps
-    truncated: bool = False
+    truncated: bool = False  # capped at max_urls
+    cut: bool = False  # the document ends mid-element: only the entries complete before the cut are kept
 
 
 def parse_date(value: object) -> datetime | None:
@@ -171,14 +172,15 @@ def parse_sitemap(body: bytes, url: str, max_urls: int = 50_000, max_size: int =
 
     Entities are never resolved and nothing is fetched (no XXE, no entity expansion).
     At most ``max_urls`` entries are returned; ``truncated`` says when more were there.
+    A document cut short (a truncated download) keeps the entries that were complete
+    before the cut; the half entry is dropped (its URL may be cut too) and ``cut`` is set.
     """
     if body[:2] == b"\x1f\x8b":
         try:
             body = gunzip(body, max_size=max_size)
         except Exception:  # corrupt or oversized archive
             return SitemapDoc("unknown", ())
-    parser_events = lxml.etree.iterparse(
-        BytesIO(body),
+    parser = lxml.etree.XMLPullParser(
         events=("start", "end"),
         recover=True,
         resolve_entities=False,
@@ -189,13 +191,26 @@ def parse_sitemap(body: bytes, url: str, max_urls: int = 50_000, max_size: int =
     )
     kind = "unknown"
     entries: list[Candidate] = []
-    truncated = False
-    try:
-        for event, elem in parser_events:
+    truncated = cut = False
+    # fed in chunks, events read as they come: an element's "end" before close() means its
+    # end tag was there; the ends that close() adds are the parser's recovery of a cut document
+    chunks = [body[i : i + 65536] for i in range(0, len(body), 65536)] + [None]
+    for chunk in chunks:
+        try:
+            if chunk is None:
+                parser.close()
+            else:
+                parser.feed(chunk)
+        except lxml.etree.XMLSyntaxError:
+            pass  # broken document: keep what was read
+        for event, elem in parser.read_events():
             name = _local(elem.tag)
             if event == "start":
                 if kind == "unknown" and name in ("urlset", "sitemapindex"):
                     kind = name
+                continue
+            if chunk is None:
+                cut = True  # closed by recovery, not by its end tag
                 continue
             if name not in ("url", "sitemap"):
                 continue
@@ -207,9 +222,9 @@ def parse_sitemap(body: bytes, url: str, max_urls: int = 50_000, max_size: int =
                 truncated = True
                 break
             entries.append(candidate)
-    except lxml.etree.XMLSyntaxError:
-        pass  # truncated or broken document: keep what was read
-    return SitemapDoc(kind, tuple(entries), truncated)
+        if truncated:
+            break
+    return SitemapDoc(kind, tuple(entries), truncated, cut)
 
 
 def _local(tag: object) -> str:

@@ -3,15 +3,24 @@
 All writes go through one dedicated thread that owns the connection, so the reactor
 never waits on SQLite. Each batch (articles, their topics, their raw HTML) is one
 transaction: a crash leaves whole articles or none.
+
+Test-only setting (not for users, not in the README's settings table):
+``NEWS_TEST_WRITE_PAUSE_FILE``: a path; the first batch that stores an article creates
+this file and then sleeps ``TEST_WRITE_PAUSE_SECONDS`` inside its transaction, between
+the article row and its topics and raw HTML rows, so tests/test_crash_safety.py can
+SIGKILL the crawl in the middle of a batch write.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
+import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from scrapy import signals
@@ -31,6 +40,9 @@ logger = logging.getLogger(__name__)
 # An article arriving when both are taken waits (process_item does not return), so fetching
 # and extraction cannot run ahead of SQLite and pile up articles in memory (pipelines/flow.py)
 MAX_PENDING_BATCHES = 2
+
+#: how long the NEWS_TEST_WRITE_PAUSE_FILE hook holds the write transaction open
+TEST_WRITE_PAUSE_SECONDS = 5.0
 
 ARTICLE_COLUMNS = (
     "url",
@@ -54,6 +66,32 @@ ARTICLE_COLUMNS = (
 )
 
 
+@contextlib.contextmanager
+def write_transaction(db):
+    """A write transaction that takes SQLite's write lock first (``BEGIN IMMEDIATE``).
+
+    A crawl has more than one writing connection (this writer thread; the crawl-run
+    recorder's fetch_errors, crawler/runs.py; the scheduler's process). A plain deferred
+    ``BEGIN`` that reads first fails at once with "database is locked" when another
+    connection commits before it writes; an immediate one waits for the lock instead
+    (open_db's busy timeout). Savepoints (``db.atomic()``) nest inside it.
+    """
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield db
+    except BaseException:
+        if db.conn.in_transaction:
+            db.execute("ROLLBACK")
+        raise
+    else:
+        try:
+            db.execute("COMMIT")
+        except BaseException:
+            if db.conn.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+
+
 class StorePipeline:
     """Writes kept articles to NEWS_DB in batches of NEWS_STORE_BATCH_SIZE.
 
@@ -65,7 +103,16 @@ class StorePipeline:
     ``url_outcomes`` (through the item_dropped signal) so later crawls do not fetch them again.
     """
 
-    def __init__(self, crawler, db_path: str, batch_size: int, flush_seconds: float, grouper=None, trimmer: HeapTrimmer | None = None):
+    def __init__(
+        self,
+        crawler,
+        db_path: str,
+        batch_size: int,
+        flush_seconds: float,
+        grouper=None,
+        trimmer: HeapTrimmer | None = None,
+        test_pause_file: str | None = None,
+    ):
         self.crawler = crawler
         self.stats = crawler.stats
         self.db_path = db_path
@@ -73,6 +120,7 @@ class StorePipeline:
         self.flush_seconds = flush_seconds
         self.grouper = grouper
         self.trimmer = trimmer
+        self.test_pause_file = test_pause_file  # NEWS_TEST_WRITE_PAUSE_FILE (tests only)
         self._buffer: list[dict] = []
         self._outcomes: list[dict] = []
         self._executor: ThreadPoolExecutor | None = None
@@ -94,6 +142,7 @@ class StorePipeline:
             settings.getfloat("NEWS_STORE_FLUSH_SECONDS", 2.0),
             Grouper.from_settings(settings) if settings.getbool("NEWS_GROUPING", True) else None,
             HeapTrimmer(settings.getfloat("NEWS_MALLOC_TRIM_SECONDS", 1.0)),
+            settings.get("NEWS_TEST_WRITE_PAUSE_FILE") or None,
         )
         fix_mmap_threshold(settings.getint("NEWS_MALLOC_MMAP_THRESHOLD", 1 << 20))  # the crawl process's heap (pipelines/memory.py)
         crawler.signals.connect(pipeline.item_dropped, signal=signals.item_dropped)
@@ -182,7 +231,7 @@ class StorePipeline:
         db = self._db
         now = datetime.now(timezone.utc).isoformat(timespec="seconds")
         stored, seen = [], []
-        with db.atomic():
+        with write_transaction(db):
             if outcomes:
                 db["url_outcomes"].insert_all(({**o, "run_id": run_id, "at": now} for o in outcomes), replace=True)
             for row in batch:
@@ -200,6 +249,8 @@ class StorePipeline:
                 article = {k: row.get(k) for k in ARTICLE_COLUMNS}
                 article["run_id"] = run_id
                 db["articles"].insert(article)
+                if self.test_pause_file:
+                    self._test_pause()
                 db["article_topics"].insert_all(topic_rows, ignore=True)
                 if row.get("html_zlib") is not None:
                     db["raw_html"].insert(
@@ -219,6 +270,13 @@ class StorePipeline:
             # this batch's rows and grouping features are garbage now: hand the pages back
             self.trimmer.maybe_trim()
         return stored, seen
+
+    def _test_pause(self) -> None:
+        """NEWS_TEST_WRITE_PAUSE_FILE: mark the moment, then hold the open transaction (once)."""
+        path, self.test_pause_file = self.test_pause_file, None
+        Path(path).write_text("writing\n", encoding="utf-8")
+        logger.warning("NEWS_TEST_WRITE_PAUSE_FILE: pausing %.0f s inside a write transaction", TEST_WRITE_PAUSE_SECONDS)
+        time.sleep(TEST_WRITE_PAUSE_SECONDS)
 
     def _group(self, db, rows: list[dict]) -> None:
         """Assign groups to newly stored articles; a grouping failure never loses the articles."""

@@ -5,6 +5,8 @@ from __future__ import annotations
 import gzip
 import json
 import socket
+from datetime import datetime, timedelta, timezone
+from email.utils import format_datetime
 
 from demo.server import FixtureServer, Response
 from tests.conftest import open_store, run_crawl
@@ -19,9 +21,13 @@ PARAS = [
 ]
 
 
-def article(title: str, extra: str = "") -> bytes:
-    return (f"<html><head><title>{title}</title></head><body><article><h1>{title}</h1>"
-            + "".join(f"<p>{p}</p>" for p in PARAS) + extra + "</article></body></html>").encode()
+def article(title: str, extra: bytes = b"", head: bytes = b"") -> bytes:
+    return (f"<html><head>{head.decode('latin-1')}<title>{title}</title></head><body><article><h1>{title}</h1>".encode("utf-8")
+            + "".join(f"<p>{p}</p>" for p in PARAS).encode() + extra + b"</article></body></html>")
+
+
+def html(body: bytes, content_type: str = "text/html; charset=utf-8"):
+    return lambda h: Response(200, body, {"Content-Type": content_type})
 
 
 def _closed_port() -> int:
@@ -40,21 +46,45 @@ EXPECTED_KINDS = {
     "/a/huge-page-here.html": "too_large",
     "/a/decompression-bomb.html": "too_large",
     "/a/annual-report-2026.html": "not_html",
+    "/a/photo-of-the-harbour.html": "not_html",
     "/a/empty-body-page.html": "empty_body",
     "/a/connection-reset-page.html": "connection_lost",
     "/feeds/not-a-feed.xml": "bad_feed",
     "/sitemap-not-a-sitemap.xml": "bad_sitemap",
+    "/sitemap-truncated.xml": "bad_sitemap",  # its complete entries are still used
+    "/a/seven-hops-start.html": "too_many_redirects",  # recorded under the link the feed listed
 }
+
+REDIRECT_MAX_TIMES = 6
+# a 1x1 PNG behind an article link
+PNG = (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00\x1f\x15\xc4\x89"
+       b"\x00\x00\x00\rIDATx\x9cc\xf8\xff\xff?\x00\x05\xfe\x02\xfe\xa7\x35\x81\x84\x00\x00\x00\x00IEND\xaeB`\x82")
+# invalid UTF-8 (a lone BOM-like pair, a stray continuation byte) in a page declared UTF-8
+INVALID_UTF8 = b"<p>Harbour users reported \xff\xfe garbled \x80 signs on the quay noticeboard this week, officials said.</p>"
+# windows-1252 bytes, an unknown charset in the header, the real one in a <meta>
+CP1252 = "<p>The café owners on the quay said the dredging noise was a small price for the ferries.</p>".encode("cp1252")
+# UTF-8 bytes in a page declared latin-1
+MISLABELLED = "<p>Café owners on the harbour front said a wrong label on the page would not stop their trade.</p>".encode()
+
+
+def redirect_chain(name: str, hops: int) -> dict:
+    """/a/NAME-start.html -> /NAME/1 -> ... -> /a/NAME-final.html: ``hops`` redirects."""
+    steps = [f"/a/{name}-start.html"] + [f"/{name}/{i}" for i in range(1, hops)] + [f"/a/{name}-final.html"]
+    routes = {a: (lambda b: lambda h: Response(301, b"", {"Location": b}))(b) for a, b in zip(steps, steps[1:])}
+    routes[steps[-1]] = html(article(f"Channel works, stage {hops}"))
+    return routes
 
 
 def routes() -> dict:
     loop = lambda h: Response(302, b"", {"Location": "/a/redirect-loop-page.html"})  # noqa: E731
     bomb = gzip.compress(b"<html><body>" + b"A" * 30_000_000 + b"</body></html>")
     return {
-        "/a/good-article-one.html": lambda h: Response(200, article("Harbour dredging to begin"), {"Content-Type": "text/html; charset=utf-8"}),
-        # declared latin-1 but UTF-8 bytes, plus invalid UTF-8: decoded, not fatal
-        "/a/wrong-charset-article.html": lambda h: Response(200, article("Café owners welcome channel work", "<p>\xff\xfe bad bytes \x80</p>").replace(b"\\xff", b"\xff"),
-                                                            {"Content-Type": "text/html; charset=latin-1"}),
+        "/a/good-article-one.html": html(article("Harbour dredging to begin")),
+        "/a/invalid-utf8-article.html": html(article("Noticeboard shows garbled signs", INVALID_UTF8)),
+        # declared latin-1 but UTF-8 bytes: mojibake, not failure
+        "/a/wrong-charset-article.html": html(article("Café owners welcome channel work", MISLABELLED), "text/html; charset=latin-1"),
+        "/a/unknown-charset-article.html": html(article("Quay cafés and the dredging", CP1252, b'<meta charset="windows-1252">'),
+                                                "text/html; charset=x-no-such-charset"),
         # truncated, unclosed markup: still an article
         "/a/malformed-html-page.html": lambda h: Response(200, article("Ferries to return")[:-40] + b"<div><p><b>unclosed", {"Content-Type": "text/html"}),
         "/a/gone-missing-page.html": lambda h: Response(404, b"not here"),
@@ -66,10 +96,20 @@ def routes() -> dict:
         "/a/huge-page-here.html": lambda h: Response(200, b"<html>" + b"x" * 3_000_000 + b"</html>", {"Content-Type": "text/html"}),
         "/a/decompression-bomb.html": lambda h: Response(200, bomb, {"Content-Type": "text/html", "Content-Encoding": "gzip"}),
         "/a/annual-report-2026.html": lambda h: Response(200, b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj <<>> endobj", {"Content-Type": "application/pdf"}),
+        "/a/photo-of-the-harbour.html": lambda h: Response(200, PNG, {"Content-Type": "image/png"}),
         "/a/empty-body-page.html": lambda h: Response(200, b"", {"Content-Type": "text/html"}),
         "/a/connection-reset-page.html": lambda h: Response(abort=True),
         "/feeds/not-a-feed.xml": lambda h: Response(200, b"<html><body>Subscribe!</body></html>", {"Content-Type": "text/html"}),
         "/sitemap-not-a-sitemap.xml": lambda h: Response(200, b"<html><body>no sitemap</body></html>", {"Content-Type": "text/html"}),
+        **redirect_chain("six-hops", REDIRECT_MAX_TIMES),  # within the limit: followed, stored
+        **redirect_chain("seven-hops", REDIRECT_MAX_TIMES + 1),  # one beyond: too_many_redirects
+        # what the sitemap's entities would lead to if they were expanded or fetched: real articles
+        "/a/entity-expanded-article.html": html(article("Expanded entity article")),
+        "/a/external-entity-article.html": html(article("External entity article")),
+        "/a/dtd-entity-article.html": html(article("DTD entity article")),
+        **{f"/a/{name}.html": html(article(name.replace("-", " ").capitalize()))
+           for name in ("sitemap-normal-first", "sitemap-normal-last", "truncated-sitemap-first", "truncated-sitemap-second",
+                        "truncated-sitemap-third", "from-the-year-1900", "from-the-year-2999", "from-last-tuesday")},
     }
 
 
@@ -80,33 +120,54 @@ def test_hostile_server_one_crawl(tmp_path):
         b = server.base
         links = [p for p in EXPECTED_KINDS if p.startswith("/a/")] + [
             "/a/good-article-one.html", "/a/good-article-one.html",  # duplicate items in one feed
-            "/a/wrong-charset-article.html", "/a/malformed-html-page.html",
+            "/a/wrong-charset-article.html", "/a/unknown-charset-article.html", "/a/invalid-utf8-article.html",
+            "/a/malformed-html-page.html", "/a/six-hops-start.html", "/a/seven-hops-start.html",
         ]
         dates = ["Mon, 01 Jan 1900 00:00:00 GMT", "Fri, 01 Jan 2999 00:00:00 GMT", "not a date at all"]
         items = "".join(f"<item><title>t{i}</title><link>{b}{p}</link><pubDate>{dates[i % 3]}</pubDate></item>" for i, p in enumerate(links))
         server.pages["/feed.xml"] = f"<?xml version='1.0'?><rss version='2.0'><channel><title>h</title>{items}</channel></rss>".encode()
+        # absurd dates for a topic with max_age_days = 7: the 1900 item is too old, the 2999 one is
+        # fetched but its date (and the page's own 1900 date) is not believed
+        last_tuesday = datetime.now(timezone.utc) - timedelta(days=2)
+        dated = [("/a/from-the-year-1900.html", dates[0]), ("/a/from-the-year-2999.html", dates[1]),
+                 ("/a/from-last-tuesday.html", format_datetime(last_tuesday, usegmt=True))]
+        items = "".join(f"<item><title>d</title><link>{b}{p}</link><pubDate>{d}</pubDate></item>" for p, d in dated)
+        server.pages["/feeds/dates.xml"] = f"<rss version='2.0'><channel><title>d</title>{items}</channel></rss>".encode()
+        server.routes["/a/from-the-year-2999.html"] = html(article("From the year 2999", head=b'<meta property="article:published_time" content="1900-01-01">'))
         # a truncated feed: the complete items before the cut are still read
         truncated = f"<?xml version='1.0'?><rss version='2.0'><channel><item><link>{b}/a/good-article-two.html</link></item><item><link>{b}/a/cut"
-        server.routes["/a/good-article-two.html"] = lambda h: Response(200, article("Channel contract signed"), {"Content-Type": "text/html"})
+        server.routes["/a/good-article-two.html"] = html(article("Channel contract signed"))
         server.pages["/feeds/truncated.xml"] = truncated.encode()
-        # XML entity expansion and an external entity in a sitemap; a huge sitemap, capped
+        # a sitemap cut mid-element: the complete entries are used, the cut one is not
+        server.pages["/sitemap-truncated.xml"] = (
+            f"<urlset><url><loc>{b}/a/truncated-sitemap-first.html</loc></url><url><loc>{b}/a/truncated-sitemap-second.html</loc></url>"
+            f"<url><loc>{b}/a/truncated-sitemap-third.html</loc><lastmod>2026-1"
+        ).encode()
+        # entities: expanded or fetched, each would name an article this server serves
+        server.pages["/xxe-external.txt"] = f"{b}/a/external-entity-article.html".encode()
+        server.pages["/xxe.dtd"] = f'<!ENTITY t "{b}/a/dtd-entity-article.html">'.encode()
         server.pages["/sitemap-xxe.xml"] = (
-            b'<?xml version="1.0"?><!DOCTYPE u [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;">'
-            b'<!ENTITY x SYSTEM "file:///etc/passwd">]><urlset><url><loc>' + b.encode() + b"/a/xxe-&b;&x;</loc></url></urlset>"
-        )
+            f'<?xml version="1.0"?><!DOCTYPE urlset SYSTEM "{b}/xxe.dtd" [<!ENTITY p "{b}/a/entity-expanded-article.html">'
+            f'<!ENTITY x SYSTEM "{b}/xxe-external.txt"><!ENTITY % d SYSTEM "{b}/xxe.dtd"> %d;'
+            '<!ENTITY a "aaaaaaaaaa"><!ENTITY l "&a;&a;&a;&a;&a;&a;&a;&a;">]><urlset>'
+            f"<url><loc>{b}/a/sitemap-normal-first.html</loc></url><url><loc>&p;</loc></url><url><loc>&x;</loc></url>"
+            f"<url><loc>&t;</loc></url><url><loc>&l;</loc></url><url><loc>{b}/a/sitemap-normal-last.html</loc></url></urlset>"
+        ).encode()
         huge = "".join(f"<url><loc>{b}/a/good-article-one.html?n={i}</loc></url>" for i in range(10_000))
         server.pages["/sitemap-huge.xml"] = f"<urlset>{huge}</urlset>".encode()
         topics = tmp_path / "topics.toml"
         topics.write_text(
             '[[topic]]\nname = "h"\nmax_age_days = 0\n'
             f'feeds = ["{b}/feed.xml", "{b}/feeds/truncated.xml", "{b}/feeds/not-a-feed.xml"]\n'
-            f'sitemaps = ["{b}/sitemap-not-a-sitemap.xml", "{b}/sitemap-xxe.xml", "{b}/sitemap-huge.xml"]\n'
+            f'sitemaps = ["{b}/sitemap-not-a-sitemap.xml", "{b}/sitemap-xxe.xml", "{b}/sitemap-huge.xml", "{b}/sitemap-truncated.xml"]\n'
             f'pages = ["http://127.0.0.1:{closed}/section/"]\n'
+            '[[topic]]\nname = "d"\nmax_age_days = 7\n'
+            f'feeds = ["{b}/feeds/dates.xml"]\n'
         )
         result = run_crawl(
             topics, tmp_path / "news.db",
             "-s", "DOWNLOAD_TIMEOUT=3", "-s", "DOWNLOAD_MAXSIZE=1000000", "-s", "RETRY_TIMES=2",
-            "-s", "NEWS_MAX_SITEMAP_URLS=50", "-s", "NEWS_MIN_TEXT_CHARS=200", "-s", "REDIRECT_MAX_TIMES=5",
+            "-s", "NEWS_MAX_SITEMAP_URLS=50", "-s", "NEWS_MIN_TEXT_CHARS=200", "-s", f"REDIRECT_MAX_TIMES={REDIRECT_MAX_TIMES}",
             timeout=240,
         )
         requests = server.paths()
@@ -115,22 +176,51 @@ def test_hostile_server_one_crawl(tmp_path):
     assert "Spider error processing" not in result.stderr and "Error processing" not in result.stderr, result.stderr[-4000:]
     assert "] ERROR:" not in "".join(l for l in result.stderr.splitlines(True) if "[crawler." in l or "[pipelines." in l)
     db = open_store(tmp_path / "news.db")
-    stored = {row["url"].split(b)[-1] for row in db["articles"].rows}
-    assert {"/a/good-article-one.html", "/a/good-article-two.html", "/a/wrong-charset-article.html", "/a/malformed-html-page.html"} <= stored
-    assert not any("xxe" in u or "root:" in u for u in stored)
-    capped = [u for u in stored if "?n=" in u]
+    articles = {row["url"].split(b)[-1]: row for row in db["articles"].rows}
+    stored = set(articles)
+    capped = {u for u in stored if "?n=" in u}
     assert len(capped) == 50  # the 10,000-URL sitemap was read up to NEWS_MAX_SITEMAP_URLS
-    assert len(stored) == 4 + 50
-    assert len({row["cluster_id"] for row in db["articles"].rows if "?n=" in row["url"] or row["url"].endswith("one.html")}) == 1
+    good = {f"/a/{name}.html" for name in (
+        "good-article-one", "good-article-two", "wrong-charset-article", "unknown-charset-article", "invalid-utf8-article",
+        "malformed-html-page", "six-hops-final", "sitemap-normal-first", "sitemap-normal-last",
+        "truncated-sitemap-first", "truncated-sitemap-second", "from-the-year-2999", "from-last-tuesday")}
+    assert stored == good | capped, (stored - good - capped, good - stored)
+    assert len({row["cluster_id"] for u, row in articles.items() if "?n=" in u or u.endswith("one.html")}) == 1
+    # invalid bytes and wrong or unknown charsets: decoded leniently, the article and its text kept
+    # (their shared PARAS are site template by now: each page's own paragraph is checked)
+    assert "garbled" in articles["/a/invalid-utf8-article.html"]["text"]
+    assert "signs on the quay noticeboard this week" in articles["/a/invalid-utf8-article.html"]["text"]
+    assert "owners on the harbour front said a wrong label" in articles["/a/wrong-charset-article.html"]["text"]
+    assert "The café owners on the quay said" in articles["/a/unknown-charset-article.html"]["text"]  # the <meta> charset
+    # no entity was expanded, no external entity or DTD fetched; the sitemap's normal entries were crawled
+    assert not {"/xxe-external.txt", "/xxe.dtd", "/a/entity-expanded-article.html", "/a/external-entity-article.html",
+                "/a/dtd-entity-article.html"} & set(requests), requests
+    assert not any("aaaaaaaaaa" in p for p in requests)
+    assert {"/a/sitemap-normal-first.html", "/a/sitemap-normal-last.html"} <= set(requests)
+    # the cut sitemap entry was not guessed at (nor any cut URL fetched); its complete neighbours were stored
+    assert not any(p.startswith("/a/truncated-sitemap-thi") for p in requests)
+    # redirects: six hops followed to the article; seven hops stop at the limit, the final page never fetched
+    assert requests.count("/six-hops/5") == 1 and "/a/seven-hops-final.html" not in requests
+    assert articles["/a/six-hops-final.html"]["fetched_url"].endswith("/a/six-hops-final.html")
     errors = {row["url"].split(b)[-1]: row["kind"] for row in db["fetch_errors"].rows}
     for path, kind in EXPECTED_KINDS.items():
         assert errors.get(path) == kind, (path, kind, errors.get(path))
+    assert [kind for path, kind in errors.items() if "seven-hops" in path] == ["too_many_redirects"], errors
     assert any(kind == "connection_refused" for kind in errors.values())
     run = next(db["crawl_runs"].rows)
     kinds = json.loads(run["error_kinds"])
     for kind in set(EXPECTED_KINDS.values()) | {"connection_refused"}:
         assert kinds.get(kind, 0) >= 1, kind
     assert run["status"] == "finished"
+    # absurd dates: the 1900 feed item is too old for max_age_days = 7 (never fetched); no stored
+    # article carries a date before 1995 or in the future
+    per_topic = {row["topic"]: row for row in db["crawl_run_topics"].rows}
+    assert per_topic["d"]["skipped_old"] == 1 and per_topic["d"]["stored"] == 2
+    assert "/a/from-the-year-1900.html" not in requests
+    latest = (datetime.now(timezone.utc) + timedelta(days=2)).date().isoformat()
+    for path, row in articles.items():
+        assert row["published"] is None or "1995-01-01" <= row["published"][:10] <= latest, (path, row["published"])
+    assert articles["/a/from-last-tuesday.html"]["published"][:10] == last_tuesday.date().isoformat()
     # retries happened with back-off for 5xx and 429, within RETRY_TIMES
     assert requests.count("/a/server-error-page.html") == 3 and requests.count("/a/too-many-requests.html") == 3
     # the duplicate feed item was fetched once

@@ -87,3 +87,20 @@ def test_mmap_threshold_pins_big_blocks_to_their_own_mappings():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root, env={"PYTHONPATH": str(root)})
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "True"
+
+
+def test_long_run_reports_the_last_mark_reached():
+    """bench/long_run.py: a crawl that ends before 10k reports growth to the last mark it reached."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
+    try:
+        from long_run import growth_line
+    finally:
+        sys.path.pop(0)
+    marks = [1000, 5000, 10000]
+    line = growth_line(marks, {1000: (100_000, 0, 2, 10.0), 5000: (110_000, 0, 2, 50.0)})
+    assert "1000 -> 5000: +10.0%" in line and "10000 not reached" in line
+    assert "1000 -> 10000: +15.0%" in growth_line(marks, {1000: (100_000, 0, 2, 1.0), 5000: (1, 0, 2, 1.0), 10000: (115_000, 0, 2, 1.0)})
+    assert "not measured" in growth_line(marks, {1000: (100_000, 0, 2, 10.0)})

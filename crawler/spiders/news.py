@@ -200,6 +200,10 @@ class NewsSpider(scrapy.Spider):
             count(self.crawler.stats, "errors", topics)
             self._fail(response.url, "bad_sitemap", "not a sitemap document", topics)
             return
+        if doc.cut:  # the complete entries before the cut are still used
+            logger.warning("Sitemap %s: truncated (ends mid-element); %d complete entries kept", response.url, len(doc.entries))
+            count(self.crawler.stats, "errors", topics)
+            self._fail(response.url, "bad_sitemap", f"truncated: ends mid-element, {len(doc.entries)} complete entries kept", topics)
         logger.info("Sitemap %s: %d URL(s)", response.url, len(doc.entries))
         yield from self._schedule(doc.entries, response, "sitemap")
 
@@ -374,8 +378,12 @@ class NewsSpider(scrapy.Spider):
         if kind == "ignored":
             return  # seen articles: counted where they were decided
         count(self.crawler.stats, "errors", topics)
-        logger.warning("Failed %s (%s): %s", request.url, kind, detail)
-        self._fail(request.url, kind, detail, topics)
+        hops = request.meta.get("redirect_urls") or []
+        url = hops[0] if hops else request.url  # the link as found, not the last redirect hop
+        if hops:
+            detail = f"{detail} (after {len(hops)} redirect(s), last {request.url})"
+        logger.warning("Failed %s (%s): %s", url, kind, detail)
+        self._fail(url, kind, detail, topics)
 
     def _fail(self, url: str, kind: str, detail: str, topics) -> None:
         self.crawler.signals.send_catch_log(signals.fetch_failed, url=url, kind=kind, detail=detail, topics=tuple(topics))
