@@ -212,21 +212,33 @@ def base_args(site, db: Path, *extra: str) -> list[str]:
     return ["--topics", str(site["topics"]), "--db", str(db), "--timezone", "UTC", *FAST, *extra]
 
 
-def add_crawl_run(db: Path, topic: str, started: datetime, status: str = "finished", discovered: int = 3, stored: int = 3) -> int:
-    """A crawl_runs row (and its per-topic counts) as a crawl of ``topic`` would leave it."""
+def add_crawl_run(
+    db: Path, topic: str, started: datetime, status: str = "finished", discovered: int = 3, stored: int = 3, also: dict[str, int] | None = None
+) -> int:
+    """A crawl_runs row (and its per-topic counts) as a crawl of ``topic`` would leave it.
+
+    The database is created by the project's own migrations (open_db). ``also``: other
+    topics the same crawl covered, with their `discovered` counts (added to the crawl's totals).
+    """
     store = open_db(db)
-    counts = {"discovered": discovered, "stored": stored, "fetched": stored, "errors": 0, "not_modified": 0}
+
+    def counts(found: int, kept: int) -> dict:
+        return {"discovered": found, "stored": kept, "fetched": kept, "errors": 0, "not_modified": 0}
+
+    per_topic = {topic: counts(discovered, stored), **{name: counts(found, 0) for name, found in (also or {}).items()}}
+    totals = {key: sum(c[key] for c in per_topic.values()) for key in counts(0, 0)}
     row = {
-        "topics": json.dumps([topic]),
+        "topics": json.dumps(list(per_topic)),
         "started_at": started.isoformat(timespec="seconds"),
         "finished_at": (started + timedelta(minutes=2)).isoformat(timespec="seconds") if status != "running" else None,
         "status": status,
         "finish_reason": "finished" if status == "finished" else None,
         "pid": 0,
-        **counts,
+        **totals,
     }
     run_id = store["crawl_runs"].insert(row).last_pk
-    store["crawl_run_topics"].insert({"run_id": run_id, "topic": topic, **counts})
+    for name, topic_counts in per_topic.items():
+        store["crawl_run_topics"].insert({"run_id": run_id, "topic": name, **topic_counts})
     store.close()
     return run_id
 
@@ -344,6 +356,43 @@ def test_judge_rules():
     assert judge(_row(status="interrupted", finish_reason="shutdown"), 0, stopped="shutdown")[0] == "interrupted"
     assert judge(_row(), 0, stopped="shutdown")[0] == "ok"  # it finished anyway
     assert judge(_row(status="interrupted", finish_reason="shutdown"), 0)[0] == "failed"  # stopped by someone else
+
+
+def test_far_fewer_articles_than_usual_judged_from_real_crawl_runs_rows(tmp_path):
+    """Store.baseline over rows in a database made by the project's migrations, fed to judge() as the runner does."""
+    db = tmp_path / "news.db"
+    start = datetime.now(UTC) - timedelta(days=10)
+    day = timedelta(days=1)
+    # five finished crawls of 'budget' (median 20); the first three also covered 'slow', so the
+    # crawls' totals (218-222) differ from budget's own counts in crawl_run_topics
+    for i, found in enumerate([20, 22, 18, 21, 19]):
+        add_crawl_run(db, "budget", start + i * day, discovered=found, also={"slow": 200} if i < 3 else None)
+    # newer, but not finished, or another topic's: none of them is "usual"
+    for i, status in enumerate(["failed", "running", "interrupted"]):
+        add_crawl_run(db, "budget", start + (5 + i) * day, status=status, discovered=0, stored=0)
+    add_crawl_run(db, "slow", start + 8 * day, discovered=1, stored=1)
+    store = scheduler.Store(db)
+    try:
+
+        def judged(found: int) -> tuple[tuple[float | None, int], tuple[str, str]]:
+            run_id = add_crawl_run(db, "budget", datetime.now(UTC), discovered=found, stored=found)
+            row = store.find_crawl_run("budget", 0, run_id - 1)
+            assert row["id"] == run_id and row["discovered"] == found
+            baseline = store.baseline("budget", row["id"])
+            return baseline, scheduler.judge(row, 0, baseline=baseline)
+
+        baseline, (outcome, reason) = judged(2)
+        assert baseline == (20, 5)
+        assert outcome == "failed"
+        assert "far fewer articles than usual: 2 found, usually 20 (median of the last 5 crawls)" in reason
+        # the low run is part of the history now: median of 2, 19, 21, 18, 22; 17 is fewer, not far fewer
+        baseline, (outcome, reason) = judged(17)
+        assert baseline == (19, 5)
+        assert outcome == "ok", reason
+        # a crawl of several topics counts for each with the topic's own count: 200, 200, 200 and 1
+        assert store.baseline("slow", 10**6) == (200, 4)
+    finally:
+        store.close()
 
 
 def test_schedule_runs_table_comes_from_its_own_migration_set(tmp_path):
@@ -524,6 +573,93 @@ def test_restart_after_a_missed_run_triggers_exactly_one_catch_up(site, tmp_path
     assert "overdue" not in again.output()
 
 
+def test_once_fails_a_real_crawl_that_finds_far_fewer_articles_than_usual(site, tmp_path):
+    db = tmp_path / "news.db"
+    for days in (5, 4, 3, 2, 1):  # a feed that used to list about 20 articles now lists 3
+        add_crawl_run(db, "budget", datetime.now(UTC) - timedelta(days=days), discovered=20)
+    result = run_scheduler(*base_args(site, db, "--once", "--topic", "budget"), cwd=tmp_path)
+    assert result.returncode == 1, result.stderr[-4000:]
+    (run,) = schedule_runs(db)
+    assert run["outcome"] == "failed"
+    assert "far fewer articles than usual: 3 found, usually 20 (median of the last 5 crawls)" in run["reason"]
+    (crawl,) = query(db, "SELECT * FROM crawl_runs WHERE id = ?", (run["crawl_run_id"],))
+    assert crawl["status"] == "finished" and crawl["stored"] == 3  # the crawl itself went fine
+
+
+def test_catch_up_of_two_overdue_topics_runs_each_once_one_after_the_other(site, tmp_path, daemons):
+    db = tmp_path / "news.db"
+    for topic in ("budget", "slow"):
+        add_crawl_run(db, topic, datetime.now(UTC) - timedelta(days=3))
+    daemon = daemons(*base_args(site, db, "--cron", f"0 {far_hour()} * * *"))  # default --max-parallel 1
+    wait_until(lambda: len([r for r in schedule_runs(db) if r["outcome"]]) >= 2, timeout=60, what="two catch-up runs", daemon=daemon)
+    time.sleep(1.5)  # a third run would have started by now
+    assert daemon.terminate() == 0
+    runs = schedule_runs(db)
+    assert sorted((r["topic"], r["trigger"], r["outcome"]) for r in runs) == [("budget", "catch-up", "ok"), ("slow", "catch-up", "ok")], runs
+    first, second = runs
+    assert first["finished_at"] <= second["started_at"], runs  # not at once
+    crawls = query(db, "SELECT * FROM crawl_runs WHERE id IN (?, ?) ORDER BY id", (first["crawl_run_id"], second["crawl_run_id"]))
+    assert len(crawls) == 2 and crawls[0]["finished_at"] <= crawls[1]["started_at"]
+    output = daemon.output()
+    assert output.count("one catch-up run now") == 2
+    assert f"Topic {second['topic']}: waiting for a free crawl slot (--max-parallel 1)" in output
+
+
+def test_crawl_running_in_another_process_makes_the_scheduled_run_skip(site, tmp_path, daemons):
+    """A crawl the daemon did not start (a manual `scrapy crawl`, a --once) holds the topic while its process lives."""
+    db = tmp_path / "news.db"
+    open_db(db).close()
+    other = subprocess.Popen(
+        [sys.executable, str(FAKE_CRAWL), "-a", "topic=budget", "-s", f"NEWS_DB={db}"],
+        env={**os.environ, "FAKE_CRAWL_PLAN": "hold:60"}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        (held,) = wait_until(lambda: query(db, "SELECT * FROM crawl_runs WHERE status = 'running'"), timeout=20, what="the other crawl")
+        assert held["pid"] == other.pid
+        daemon = daemons(*base_args(site, db, "--interval", "1", "--topic", "budget"))
+        wait_until(lambda: len(schedule_runs(db)) >= 2, timeout=30, what="two skipped runs", daemon=daemon)
+        assert all(r["outcome"] == "skipped" for r in schedule_runs(db))
+    finally:
+        other.kill()
+        other.wait()
+    gone_at = datetime.now(UTC).isoformat(timespec="seconds")
+    # once that process is gone, the daemon crawls again
+    wait_until(lambda: [r for r in schedule_runs(db) if r["outcome"] == "ok"], timeout=45, what="a run after the other crawl ended", daemon=daemon)
+    assert daemon.terminate() == 0
+    runs = schedule_runs(db)
+    first_crawl = next(i for i, r in enumerate(runs) if r["outcome"] != "skipped")
+    held_skips = runs[:first_crawl]
+    assert len(held_skips) >= 2
+    for run in held_skips:
+        assert run["trigger"] == "scheduled" and run["finished_at"] and run["crawl_run_id"] is None
+        assert f"crawl run {held['id']} of 'budget' is still running in another process (pid {other.pid}, started {held['started_at']})" in run["reason"]
+    assert runs[first_crawl]["outcome"] == "ok" and runs[first_crawl]["started_at"] >= gone_at
+    assert f"run skipped: crawl run {held['id']} of 'budget' is still running in another process" in daemon.output()
+
+
+def test_running_crawl_needs_a_live_process_that_looks_like_a_crawl(tmp_path):
+    """Store.running_crawl, the check behind that skip, against real processes: a reused pid is no crawl."""
+    db = tmp_path / "news.db"
+    store = scheduler.Store(db)
+    crawl = subprocess.Popen([sys.executable, str(FAKE_CRAWL), "-a", "topic=budget", "-s", f"NEWS_DB={db}"], env={**os.environ, "FAKE_CRAWL_PLAN": "hold:60"})
+    not_a_crawl = subprocess.Popen(["sleep", "60"])
+    try:
+        (row,) = wait_until(lambda: query(db, "SELECT * FROM crawl_runs"), timeout=20, what="the crawl's row")
+        assert store.running_crawl("budget")["id"] == row["id"]
+        assert store.running_crawl("slow") is None  # another topic's crawl does not hold it
+        # the same row with its pid now held by a process that is no crawl, or by no process at all
+        for pid in (not_a_crawl.pid, 2**22 + 1):
+            store.db["crawl_runs"].update(row["id"], {"pid": pid})
+            assert store.running_crawl("budget") is None, pid
+        store.db["crawl_runs"].update(row["id"], {"pid": crawl.pid, "status": "finished", "finished_at": row["started_at"]})
+        assert store.running_crawl("budget") is None  # finished
+    finally:
+        for proc in (crawl, not_a_crawl):
+            proc.kill()
+            proc.wait()
+        store.close()
+
+
 def test_status_exits_nonzero_for_an_overdue_topic(site, tmp_path):
     db = tmp_path / "news.db"
     add_crawl_run(db, "budget", datetime.now(UTC) - timedelta(days=3))
@@ -554,6 +690,26 @@ def test_list_shows_topics_and_next_run_times(site, tmp_path):
     assert expected.strftime("%Y-%m-%d 07:30:00") in lines["weekly"]
     assert datetime.strptime(expected.strftime("%Y-%m-%d"), "%Y-%m-%d").weekday() == 0  # a Monday
     assert "never" in lines["budget"]
+
+
+def test_list_without_cron_shows_the_default_schedule_at_six_in_the_time_zone(site, tmp_path):
+    """No --cron and no `schedule` in the topics file: 0 6 * * *, i.e. the next 06:00 in --timezone."""
+    tokyo = ZoneInfo("Asia/Tokyo")  # UTC+9 all year: far from the server's UTC, no daylight saving
+
+    def next_six() -> str:
+        now = datetime.now(tokyo)
+        six = now.replace(hour=6, minute=0, second=0, microsecond=0)
+        return (six if six > now else six + timedelta(days=1)).strftime("%Y-%m-%d 06:00:00 JST")
+
+    before = next_six()
+    result = run_scheduler("--topics", str(site["topics"]), "--db", str(tmp_path / "news.db"), "--timezone", "Asia/Tokyo", "--list", cwd=tmp_path)
+    after = next_six()
+    assert result.returncode == 0, result.stderr
+    assert "Time zone: Asia/Tokyo" in result.stdout
+    lines = {line.split()[0]: line for line in result.stdout.splitlines() if line.strip()}
+    for topic in ("budget", "slow"):
+        assert "0 6 * * *" in lines[topic] and " default " in lines[topic], lines[topic]
+        assert before in lines[topic] or after in lines[topic], (before, lines[topic])
 
 
 def test_a_second_daemon_on_the_same_database_is_refused(site, tmp_path, daemons):

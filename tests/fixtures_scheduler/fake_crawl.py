@@ -7,6 +7,8 @@ invocations in the file FAKE_CRAWL_STATE:
 
     crash     record a 'running' crawl run as the real crawl does, then die by SIGKILL
               (as after an out-of-memory kill): the record stays 'running'
+    hold:N    record a 'running' crawl run as the real crawl does, then sleep N seconds and
+              exit without finishing it: a crawl the scheduler did not start, still going
     exit      exit with code 3 without recording anything
     sleep:N   sleep N seconds, then exit 0 without recording anything
     hang      ignore SIGINT and sleep for a minute (only SIGKILL stops it)
@@ -43,7 +45,8 @@ def _next_step() -> str:
     return plan[min(calls, len(plan) - 1)]
 
 
-def _crash() -> None:
+def _record_running() -> None:
+    """A 'running' crawl_runs row for this process, as the real crawl writes when it starts."""
     sys.path.insert(0, str(ROOT))
     from pipelines.db import open_db
 
@@ -57,6 +60,10 @@ def _crash() -> None:
     }
     db["crawl_runs"].insert(row)
     db.close()
+
+
+def _crash() -> None:
+    _record_running()
     print("fake crawl: crashing now", file=sys.stderr, flush=True)
     os.kill(os.getpid(), signal.SIGKILL)
 
@@ -69,6 +76,10 @@ def main() -> None:
         print("fake crawl: exiting with code 3", file=sys.stderr, flush=True)
         sys.exit(3)
     elif step.startswith("sleep:"):
+        time.sleep(float(step.split(":", 1)[1]))
+    elif step.startswith("hold:"):
+        _record_running()
+        print("fake crawl: holding", file=sys.stderr, flush=True)
         time.sleep(float(step.split(":", 1)[1]))
     elif step == "hang":
         signal.signal(signal.SIGINT, signal.SIG_IGN)
