@@ -171,10 +171,12 @@ class NetworkSafetyMiddleware:
 class SearchSlotMiddleware:
     """Keep a search service's download slot for requests to that service's own host.
 
-    The spider puts search queries and undecoded Google News links in the service's slot
-    (one request at a time, NEWS_SEARCH_DELAYS apart). Scrapy copies a request's meta, slot
-    included, to its redirects, so a Google link redirected to its publisher would fetch the
-    publisher's page under Google's delay: such a request goes back to its own host's slot.
+    The spider puts search queries and the requests resolving Google News links (article
+    page, batchexecute) in the service's slot (one request at a time, NEWS_SEARCH_DELAYS
+    apart). Scrapy copies a request's meta, slot included, to its redirects, so a request
+    redirected off the service's host would run under the service's delay: such a request
+    goes back to its own host's slot. (The Google resolution requests do not follow
+    redirects: the spider schedules a redirect's target as an article, in its own slot.)
     """
 
     def __init__(self, bases: dict[str, str]):

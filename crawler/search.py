@@ -12,7 +12,10 @@ Service limits (documented by the services; respected through per-service downlo
 spaced by NEWS_SEARCH_DELAYS, see NewsSpider.update_settings):
 - Google News RSS: about 100 items per query, no paging; ``when:Nd`` limits recency.
   Items link through news.google.com; the publisher URL is decoded from the link where
-  its format allows, else the link is fetched and its redirect followed.
+  its (pre-July 2024) format allows. Newer ids are opaque: the spider fetches the link's
+  article page for a signature and timestamp (``google_signature``), then asks Google's
+  undocumented batchexecute RPC for the URL (``google_batchexecute_body``,
+  ``parse_google_batchexecute``); an article page answering with a redirect is followed.
 - Bing News RSS: about 25 items per request (``count`` up to 100 is honoured at times);
   the publisher URL is the ``url`` parameter of each click-through link.
 - GDELT DOC 2.0: ``maxrecords`` at most 250, ``timespan`` at most 3 months, and about
@@ -28,12 +31,17 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from urllib.parse import parse_qs, quote, urlencode, urlsplit
 
+from parsel import Selector
+
 from crawler.discovery import Candidate, parse_feed
 from crawler.query import Query, _And, _Not, _Or, _Term
+from crawler.urls import origin
 
 __all__ = [
     "SERVICES", "DEFAULT_DELAYS", "SearchResult", "SearchResponseError", "translate", "search_url", "parse_results",
-    "resolve_google_link", "bing_publisher_url",
+    "resolve_google_link", "google_article_id", "google_article_page_url", "google_batchexecute_url",
+    "google_signature", "google_batchexecute_body", "parse_google_batchexecute", "is_google_url", "bing_publisher_url",
+    "GOOGLE_FORM_CONTENT_TYPE",
 ]
 
 SERVICES = ("google_news", "bing_news", "gdelt")
@@ -240,7 +248,7 @@ def resolve_google_link(link: str) -> str | None:
     """The publisher URL encoded in a news.google.com /rss/articles/<id> link, if decodable.
 
     Older ids are URL-safe base64 of a small protobuf holding the URL; newer ids hold an
-    opaque token (None here: the spider then fetches the link and follows its redirect).
+    opaque token (None here: the spider then resolves it through Google, see below).
     """
     path = urlsplit(link).path
     if "/articles/" not in path:
@@ -266,6 +274,118 @@ def resolve_google_link(link: str) -> str | None:
     if urlsplit(url).hostname in (None, "news.google.com"):
         return None
     return url
+
+
+# Ids in the format Google News uses since July 2024 (their payload begins with "AU_yqL")
+# hold no URL. Google's web app resolves them with an undocumented RPC, which may change
+# without notice (the spider then counts the links as unresolved):
+# 1. GET <base>/rss/articles/<id>: an HTML page whose element with data-n-a-sg (signature)
+#    and data-n-a-ts (timestamp) attributes authorises step 2;
+# 2. POST <base>/_/DotsSplashUi/data/batchexecute, form field f.req (see
+#    google_batchexecute_body); the answer is ")]}'", a blank line, then JSON holding
+#    ["wrb.fr", "Fbv4je", "<JSON string: [\"garturlres\", \"<publisher URL>\", ...]>", ...].
+
+GOOGLE_FORM_CONTENT_TYPE = "application/x-www-form-urlencoded;charset=UTF-8"
+_GOOGLE_ID = re.compile(r"[A-Za-z0-9_-]+")
+_DIGITS = re.compile(r"[0-9]{1,20}")
+
+
+def google_article_id(link: str) -> str | None:
+    """The id of a news.google.com ``/rss/articles/<id>`` (or ``/articles/<id>``) link, or None."""
+    try:
+        segments = urlsplit(link).path.split("/")
+    except ValueError:
+        return None
+    if len(segments) >= 2 and segments[-2] == "articles" and _GOOGLE_ID.fullmatch(segments[-1]):
+        return segments[-1]
+    return None
+
+
+def google_article_page_url(base: str, article_id: str) -> str:
+    """Step 1: the article page of ``article_id`` on ``base`` (it carries the signature)."""
+    return f"{base.rstrip('/')}/rss/articles/{article_id}"
+
+
+def google_batchexecute_url(base: str) -> str:
+    """Step 2: the RPC endpoint on ``base``."""
+    return f"{base.rstrip('/')}/_/DotsSplashUi/data/batchexecute"
+
+
+def google_signature(body: bytes | str) -> tuple[str, int] | None:
+    """(signature, timestamp) from an article page's data-n-a-sg / data-n-a-ts attributes, or None."""
+    text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
+    if not text.strip():
+        return None
+    for node in Selector(text=text, type="html").xpath("//*[@data-n-a-sg and @data-n-a-ts]"):
+        signature, timestamp = node.attrib["data-n-a-sg"].strip(), node.attrib["data-n-a-ts"].strip()
+        if signature and _DIGITS.fullmatch(timestamp):
+            return signature, int(timestamp)
+    return None
+
+
+def google_batchexecute_body(article_id: str, timestamp: int, signature: str, ceid: str = "US:en") -> bytes:
+    """The form body (``f.req=<json>``) of the step 2 POST, to send as GOOGLE_FORM_CONTENT_TYPE."""
+    # the placeholders ("X") are what Google's web app sends where it names its client
+    client = ["X", "X", ["X", "X"], None, None, 1, 1, ceid, None, 1, None, None, None, None, None, 0, 1]
+    inner = ["garturlreq", [client, "X", "X", 1, [1, 1, 1], 1, 1, None, 0, 0, None, 0], article_id, timestamp, signature]
+    outer = [[["Fbv4je", json.dumps(inner, separators=(",", ":")), None, "generic"]]]
+    return urlencode({"f.req": json.dumps(outer, separators=(",", ":"))}).encode("ascii")
+
+
+def _json_chunks(text: str) -> list:
+    """The JSON values in ``text``, one after another (batchexecute may prefix chunks with their length)."""
+    decoder, values, pos = json.JSONDecoder(), [], 0
+    while True:
+        while pos < len(text) and text[pos].isspace():
+            pos += 1
+        if pos >= len(text):
+            return values
+        try:
+            value, pos = decoder.raw_decode(text, pos)
+        except (ValueError, RecursionError):
+            if values:
+                return values  # trailing garbage after the answer
+            raise SearchResponseError(f"not JSON after the )]}}' prefix: {text[pos:pos + 100]!r}") from None
+        values.append(value)
+
+
+def parse_google_batchexecute(body: bytes) -> str:
+    """The publisher URL in a batchexecute answer; SearchResponseError saying what is wrong."""
+    text = body.decode("utf-8", "replace").lstrip()
+    if not text.startswith(")]}'"):
+        raise SearchResponseError(f"not a batchexecute answer (no )]}}' prefix): {text[:100]!r}")
+    for chunk in _json_chunks(text[4:]):
+        for entry in chunk if isinstance(chunk, list) else ():
+            if not (isinstance(entry, list) and len(entry) > 2 and entry[:2] == ["wrb.fr", "Fbv4je"]):
+                continue
+            if not isinstance(entry[2], str):
+                raise SearchResponseError("the Fbv4je answer carries no result (Google refused the request)")
+            try:
+                result = json.loads(entry[2])
+            except (ValueError, RecursionError):
+                raise SearchResponseError(f"the Fbv4je result is not JSON: {entry[2][:100]!r}") from None
+            if not (isinstance(result, list) and len(result) > 1 and result[0] == "garturlres" and isinstance(result[1], str)):
+                raise SearchResponseError(f"no garturlres URL in the Fbv4je result: {entry[2][:100]!r}")
+            url = result[1].strip()
+            try:
+                parts = urlsplit(url)
+                ok = parts.scheme in ("http", "https") and bool(parts.hostname)
+            except ValueError:
+                ok = False
+            if not ok:
+                raise SearchResponseError(f"not an http(s) URL: {url[:200]!r}")
+            return url
+    raise SearchResponseError("no Fbv4je answer in the response")
+
+
+def is_google_url(url: str, base: str) -> bool:
+    """True when ``url`` is on Google's own hosts (the service's ``base`` origin or *.google.com,
+    e.g. a consent page): not a publisher's page."""
+    try:
+        key = origin(url)
+    except ValueError:
+        return True
+    return key == origin(base) or key[1] == "google.com" or key[1].endswith(".google.com")
 
 
 def bing_publisher_url(link: str) -> str | None:

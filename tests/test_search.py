@@ -17,9 +17,23 @@ from scrapy import Request
 from scrapy.http import TextResponse
 from scrapy.utils.test import get_crawler
 
+from crawler import signals
 from crawler.middlewares import SearchSlotMiddleware
 from crawler.query import parse_query
-from crawler.search import SearchResponseError, bing_publisher_url, parse_results, resolve_google_link, search_url, translate
+from crawler.search import (
+    SearchResponseError,
+    bing_publisher_url,
+    google_article_id,
+    google_article_page_url,
+    google_batchexecute_body,
+    google_signature,
+    is_google_url,
+    parse_google_batchexecute,
+    parse_results,
+    resolve_google_link,
+    search_url,
+    translate,
+)
 from crawler.spiders.news import HINTS, SEARCH_QUERY, SOURCE, TOPICS, NewsSpider
 from demo.server import FixtureServer, Response
 from tests.conftest import DEMO_SITE, open_store, run_crawl
@@ -32,6 +46,39 @@ def google_token(url: str) -> str:
     """An /rss/articles/ id in the older decodable format: base64 of a protobuf holding the URL."""
     raw = url.encode()
     return base64.urlsafe_b64encode(b"\x08\x13\x22" + bytes([len(raw)]) + raw + b"\xd2\x01\x00").decode().rstrip("=")
+
+
+def google_new_token(tag: str) -> str:
+    """An id in the format used since July 2024: the protobuf string is an opaque token
+    beginning with AU_yqL (no URL), long enough for a two-byte length."""
+    raw = (b"AU_yqL" + tag.encode() * 200)[:170]
+    return base64.urlsafe_b64encode(b"\x08\x13\x22" + bytes([0x80 | (len(raw) & 0x7F), len(raw) >> 7]) + raw).decode().rstrip("=")
+
+
+def google_article_page(signature: str, timestamp: int) -> bytes:
+    """Google's article page for a new-format id: a JavaScript page whose c-wiz element carries
+    the signature and timestamp that authorise the batchexecute call."""
+    return (
+        "<!doctype html><html><head><title>Google News</title></head><body><c-wiz jsrenderer='x'>"
+        f"<div jscontroller='aLI87' data-n-a-id='ignored' data-n-a-sg='{signature}' data-n-a-ts='{timestamp}' data-n-a-ct='0'></div>"
+        "</c-wiz><script>window.location.replace(decode(document.querySelector('c-wiz')))</script></body></html>"
+    ).encode()
+
+
+def batchexecute_answer(url: str) -> bytes:
+    """Google's batchexecute answer: )]}' and a blank line, then JSON whose wrb.fr entry holds
+    a JSON string ["garturlres", url, ...]."""
+    rows = [["wrb.fr", "Fbv4je", json.dumps(["garturlres", url, 1]), None, None, None, "generic"], ["di", 21], ["af.httprm", 20, "-4211", 3]]
+    return (")]}'\n\n" + json.dumps(rows)).encode()
+
+
+def batchexecute_request(body: bytes) -> list:
+    """The garturlreq array sent in a batchexecute form body (f.req=<json>)."""
+    fields = parse_qs(body.decode("ascii"))
+    assert list(fields) == ["f.req"]
+    [[[rpc, inner, none, generic]]] = json.loads(fields["f.req"][0])
+    assert (rpc, none, generic) == ("Fbv4je", None, "generic")
+    return json.loads(inner)
 
 
 def test_translation_per_service():
@@ -77,6 +124,57 @@ def test_link_resolution():
     assert bing_publisher_url("http://www.bing.com/news/apiclick.aspx?ref=FexRss") is None
 
 
+def test_new_format_google_ids_are_resolved_through_google():
+    token = google_new_token("story")
+    link = f"https://news.google.com/rss/articles/{token}?oc=5"
+    assert resolve_google_link(link) is None  # no URL in the id: not decodable offline
+    assert google_article_id(link) == token and google_article_id("https://news.google.com/articles/Ab_-9") == "Ab_-9"
+    assert google_article_id("https://news.google.com/rss/search?q=x") is None
+    assert google_article_id("https://news.google.com/rss/articles/") is None
+    assert google_article_page_url("http://127.0.0.1:81/", token) == f"http://127.0.0.1:81/rss/articles/{token}"
+
+    # step 1: the signature and timestamp, from the element's attributes
+    assert google_signature(google_article_page("AVz-sig_1", 1722500000)) == ("AVz-sig_1", 1722500000)
+    assert google_signature(b"<html><body><div data-n-a-sg='s'></div></body></html>") is None  # no timestamp
+    assert google_signature(b"<html><body><div data-n-a-sg='s' data-n-a-ts='soon'></div></body></html>") is None
+    assert google_signature(b"<html><body><div data-n-a-sg='' data-n-a-ts='1'></div></body></html>") is None
+    assert google_signature(b"") is None and google_signature(b"\xff\xfe<<>") is None
+
+    # step 2: the form body, exactly the array Google's web app sends
+    expected = json.loads(
+        '["garturlreq",[["X","X",["X","X"],null,null,1,1,"US:en",null,1,null,null,null,null,null,0,1],'
+        f'"X","X",1,[1,1,1],1,1,null,0,0,null,0],"{token}",1722500000,"AVz-sig_1"]'
+    )
+    assert batchexecute_request(google_batchexecute_body(token, 1722500000, "AVz-sig_1")) == expected
+
+    # the answer
+    url = "https://publisher.example/news/2026/11/story.html"
+    assert parse_google_batchexecute(batchexecute_answer(url)) == url
+    rows = json.dumps([["wrb.fr", "Fbv4je", json.dumps(["garturlres", url, 1]), None, None, None, "generic"]])
+    chunked = f")]}}'\n\n{len(rows)}\n{rows}\n25\n[[\"e\",4,null,null,135]]\n"  # the length-prefixed variant
+    assert parse_google_batchexecute(chunked.encode()) == url
+
+    def error(body: bytes) -> str:
+        with pytest.raises(SearchResponseError) as info:
+            parse_google_batchexecute(body)
+        return str(info.value)
+
+    assert "prefix" in error(b"<html><body>Sorry, unusual traffic</body></html>")
+    assert "not JSON" in error(b")]}'\n\n<html>garbage</html>")
+    assert "no result" in error(b')]}\'\n\n[["wrb.fr","Fbv4je",null,null,null,[3],"generic"]]')
+    assert "garturlres" in error(b')]}\'\n\n[["wrb.fr","Fbv4je","[\\"other\\"]",null,null,null,"generic"]]')
+    assert "not an http(s) URL" in error(batchexecute_answer("javascript:alert(1)"))
+    assert "not an http(s) URL" in error(batchexecute_answer("https://"))
+    assert "no Fbv4je" in error(b')]}\'\n\n[["di",21]]')
+    assert "no Fbv4je" in error(b")]}'\n\n{}")
+
+    assert is_google_url("https://news.google.com/x", "https://news.google.com")
+    assert is_google_url("https://consent.google.com/ml?continue=x", "https://news.google.com")
+    assert is_google_url("http://127.0.0.1:81/a", "http://127.0.0.1:81")
+    assert not is_google_url("http://127.0.0.1:82/a", "http://127.0.0.1:81")  # another port: another origin
+    assert not is_google_url("https://notgoogle.com/a", "https://news.google.com")
+
+
 def test_malformed_responses_raise_and_empty_ones_do_not():
     assert parse_results("gdelt", b"", "u") == [] and parse_results("gdelt", b"{}", "u") == []
     with pytest.raises(SearchResponseError):
@@ -110,12 +208,78 @@ def test_search_results_carry_gdelt_hints_and_only_service_links_use_its_slot(tm
     assert results("gdelt", "http://gdelt.test/api/v2/doc/doc?query=qwen", b"{}") == []
     assert crawler.stats.get_value("news/search_empty/gdelt") == 1
 
-    rss = ("<rss version='2.0'><channel><item><title>A</title><link>http://gnews.test/rss/articles/CBMiOPAQUE?oc=5</link></item>"
+    token = google_new_token("a")
+    rss = (f"<rss version='2.0'><channel><item><title>A</title><link>http://gnews.test/rss/articles/{token}?oc=5</link></item>"
            f"<item><title>B</title><link>http://gnews.test/rss/articles/{google_token('https://pub.example/news/b.html')}?oc=5</link></item>"
            "</channel></rss>").encode()
-    opaque, decoded = results("google_news", "http://gnews.test/rss/search?q=qwen", rss)
-    assert opaque.meta["download_slot"] == "search-google_news" and opaque.meta["autothrottle_dont_adjust_delay"] is True
-    assert decoded.url == "https://pub.example/news/b.html" and "download_slot" not in decoded.meta
+    page, decoded = results("google_news", "http://gnews.test/rss/search?q=qwen", rss)
+    assert decoded.url == "https://pub.example/news/b.html" and "download_slot" not in decoded.meta  # decoded offline
+    # a new-format id: its article page, then the batchexecute POST, both in Google's slot
+    assert page.url == f"http://gnews.test/rss/articles/{token}" and page.method == "GET"
+    assert page.meta["download_slot"] == "search-google_news" and page.meta["autothrottle_dont_adjust_delay"] is True
+    assert page.meta["dont_redirect"] is True
+    [post] = spider.parse_google_article(TextResponse(page.url, body=google_article_page("SIG", 1722500000), encoding="utf-8", request=page))
+    assert post.method == "POST" and post.url == "http://gnews.test/_/DotsSplashUi/data/batchexecute"
+    assert post.headers["Content-Type"] == b"application/x-www-form-urlencoded;charset=UTF-8"
+    assert batchexecute_request(post.body)[2:] == [token, 1722500000, "SIG"]
+    assert post.meta["download_slot"] == "search-google_news" and post.meta["autothrottle_dont_adjust_delay"] is True
+    answer = batchexecute_answer("https://pub.example/news/a.html?utm_source=google_news")
+    [article] = spider.parse_google_batchexecute(TextResponse(post.url, body=answer, encoding="utf-8", request=post))
+    assert article.url == "https://pub.example/news/a.html" and "download_slot" not in article.meta  # canonical, own slot
+    assert article.callback == spider.parse_article and article.meta[HINTS]["title"] == "A"
+    # found by the search (its URL and query), not by the request that resolved the link
+    assert spider.found_by(article.url) == (("t", "google_news", "http://gnews.test/rss/search?q=qwen", "qwen"),)
+
+
+def test_google_resolution_failures_are_unresolved_with_their_step(tmp_path):
+    from scrapy.spidermiddlewares.httperror import HttpError
+    from twisted.python.failure import Failure
+
+    topics = _topics_file(tmp_path, '[[topic]]\nname = "t"\nquery = "qwen"\nmax_age_days = 0\nsearch = ["google_news"]\n')
+    crawler = get_crawler(NewsSpider, {"NEWS_TOPICS": str(topics), "NEWS_GOOGLE_NEWS_URL": "http://gnews.test"})
+    spider = NewsSpider.from_crawler(crawler)
+    failed = []
+
+    def record(url, kind, detail, **_):
+        failed.append((url, kind, detail))
+
+    crawler.signals.connect(record, signal=signals.fetch_failed)  # a weak reference: kept alive by the name
+    link = f"http://gnews.test/rss/articles/{google_new_token('x')}?oc=5"
+    rss = f"<rss version='2.0'><channel><item><title>A</title><link>{link}</link></item></channel></rss>".encode()
+    search = "http://gnews.test/rss/search?q=qwen"
+    meta = {TOPICS: ("t",), SOURCE: "google_news", SEARCH_QUERY: "qwen"}
+    [page] = spider.parse_search(TextResponse(search, body=rss, encoding="utf-8", request=Request(search, meta=meta)))
+
+    def step1(body: bytes, status: int = 200, headers=None) -> list:
+        return list(spider.parse_google_article(TextResponse(page.url, status=status, body=body, headers=headers, encoding="utf-8", request=page)))
+
+    [post] = step1(google_article_page("SIG", 1))
+
+    def step2(body: bytes, status: int = 200) -> list:
+        return list(spider.parse_google_batchexecute(TextResponse(post.url, status=status, body=body, encoding="utf-8", request=post)))
+
+    assert step1(b"<html><body><script>x()</script></body></html>") == []
+    assert step1(b"", 302, {"Location": "https://consent.google.com/ml?continue=x"}) == []  # a redirect within Google
+    [redirected] = step1(b"", 302, {"Location": "https://pub.example/news/r.html"})  # the older behaviour: followed
+    assert redirected.url == "https://pub.example/news/r.html" and "download_slot" not in redirected.meta
+    assert step2(b")]}'\n\n<html>garbage</html>") == []
+    assert step2(batchexecute_answer("javascript:alert(1)")) == []
+    assert step2(batchexecute_answer("https://news.google.com/read/x")) == []  # back at Google: not a publisher
+    assert step2(b"", 302) == []
+    failure = Failure(HttpError(TextResponse(post.url, status=429, body=b"", request=post), "429"))
+    failure.request = post
+    spider.on_google_error(failure)  # after the retries
+
+    assert {url for url, _, _ in failed} == {link} and {kind for _, kind, _ in failed} == {"unresolved_link"}
+    details = [detail for _, _, detail in failed]
+    assert details[0] == "google_news: article page: no data-n-a-sg / data-n-a-ts attributes"
+    assert details[1].startswith("google_news: article page: HTTP 302 to 'https://consent.google.com/")
+    assert details[2].startswith("google_news: batchexecute: not JSON")
+    assert details[3].startswith("google_news: batchexecute: not an http(s) URL")
+    assert details[4].startswith("google_news: batchexecute: 'https://news.google.com/read/x' is not a publisher URL")
+    assert details[5] == "google_news: batchexecute: HTTP 302"
+    assert details[6] == "google_news: batchexecute: HTTP 429"
+    assert crawler.stats.get_value("news/search_unresolved") == 7
 
 
 def test_search_slot_is_left_when_a_service_link_redirects_to_the_publisher():
@@ -152,6 +316,40 @@ def test_search_slots_have_exact_delays():
         get_crawler(NewsSpider, {"NEWS_SEARCH_DELAYS": {"altavista": 1}})
 
 
+class ServicesServer(FixtureServer):
+    """The fixture server, answering POST too (a route sees the request body as ``handler.body``)."""
+
+    def _handler_class(self):
+        class Handler(super()._handler_class()):
+            def do_POST(self) -> None:  # noqa: N802
+                self.body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                self._serve(head=False)
+
+        return Handler
+
+
+# new-format Google ids of the end-to-end fixture: resolved through batchexecute, and one
+# whose batchexecute answer is garbage
+RESOLVED, GARBAGE = google_new_token("resolved"), google_new_token("garbage")
+
+
+def _google_resolution(received: dict, answers: dict) -> dict:
+    """Routes of Google's article pages (signature = "sig-" + the id's tail, timestamp 1722500000)
+    and of batchexecute, which answers ``answers[id]``; the POSTs are recorded in ``received``."""
+
+    def article_page(handler):
+        token = urlsplit(handler.path).path.rsplit("/", 1)[-1]
+        received.setdefault("article_pages", []).append(token)
+        return Response(200, google_article_page("sig-" + token[-8:], 1722500000), {"Content-Type": "text/html; charset=utf-8"})
+
+    def batchexecute(handler):
+        request = batchexecute_request(handler.body)
+        received.setdefault("batchexecute", []).append((handler.command, handler.headers.get("Content-Type"), request))
+        return Response(200, answers[request[2]], {"Content-Type": "application/json; charset=utf-8"})
+
+    return {**{f"/rss/articles/{token}": article_page for token in answers}, "/_/DotsSplashUi/data/batchexecute": batchexecute}
+
+
 def _services(publisher: str, received: dict) -> dict:
     art = "/news/2026/11/"
 
@@ -160,17 +358,24 @@ def _services(publisher: str, received: dict) -> dict:
         items = [
             f"<item><title>A</title><link>{{svc}}/rss/articles/{google_token(publisher + art + 'anthropic-alibaba-distillation.html')}?oc=5</link>"
             "<pubDate>Fri, 20 Nov 2026 09:30:00 GMT</pubDate><source url=\"https://publisher.example\">Ledger</source></item>",
-            "<item><title>B</title><link>{svc}/rss/articles/CBMiOPAQUEredirect?oc=5</link></item>",
-            "<item><title>C</title><link>{svc}/rss/articles/CBMiOPAQUEnoredirect?oc=5</link></item>",
+            f"<item><title>B</title><link>{{svc}}/rss/articles/{RESOLVED}?oc=5</link></item>",
+            f"<item><title>C</title><link>{{svc}}/rss/articles/{GARBAGE}?oc=5</link></item>",
+            "<item><title>D</title><link>{svc}/rss/articles/CBMiOPAQUEredirect?oc=5</link></item>",
+            "<item><title>E</title><link>{svc}/rss/articles/CBMiOPAQUEnoredirect?oc=5</link></item>",
         ]
         body = "<?xml version='1.0'?><rss version='2.0'><channel><title>Google News</title>" + "".join(items) + "</channel></rss>"
         return Response(200, body.replace("{svc}", received["base"]).encode(), {"Content-Type": "application/rss+xml"})
 
-    def google_redirect(handler):
+    def google_redirect(handler):  # how ids were resolved before July 2024: still followed
         return Response(302, b"", {"Location": publisher + art + "wire-anthropic-alibaba.html"})
 
-    def google_stuck(handler):
+    def google_stuck(handler):  # an article page without the signature attributes
         return Response(200, b"<html><body><script>window.location='elsewhere'</script>Opening...</body></html>", {"Content-Type": "text/html"})
+
+    answers = {
+        RESOLVED: batchexecute_answer(publisher + art + "claude-distillation-defenses.html?utm_source=google_news"),
+        GARBAGE: b")]}'\n\n<!doctype html><html><body>Something went wrong</body></html>",
+    }
 
     def bing_search(handler):
         received["bing_news"] = handler.path
@@ -190,6 +395,7 @@ def _services(publisher: str, received: dict) -> dict:
         return Response(200, json.dumps(doc).encode(), {"Content-Type": "application/json"})
 
     return {
+        **_google_resolution(received, answers),
         "/rss/search": google_search,
         "/rss/articles/CBMiOPAQUEredirect": google_redirect,
         "/rss/articles/CBMiOPAQUEnoredirect": google_stuck,
@@ -206,7 +412,7 @@ def _settings(base: str) -> list[str]:
 def test_search_sources_end_to_end(tmp_path):
     received: dict = {}
     with FixtureServer(root=DEMO_SITE) as publisher:
-        services = FixtureServer(routes=_services(publisher.base, received))
+        services = ServicesServer(routes=_services(publisher.base, received))
         with services:
             received["base"] = services.base
             topics = tmp_path / "topics.toml"
@@ -219,23 +425,80 @@ def test_search_sources_end_to_end(tmp_path):
     assert parse_qs(urlsplit(received["bing_news"]).query)["q"] == [expected_query]
     assert parse_qs(urlsplit(received["gdelt"]).query)["query"] == [translate(parse_query(QUERY), "gdelt")]
 
+    # Google: the old-format id decoded offline (no request); each new-format id's article
+    # page fetched, then batchexecute POSTed with the id, timestamp and signature from that page
+    assert sorted(received["article_pages"]) == sorted([RESOLVED, GARBAGE])
+    posts = sorted(received["batchexecute"], key=lambda post: post[2][2] != RESOLVED)
+    assert [(method, ctype, request[2:]) for method, ctype, request in posts] == [
+        ("POST", "application/x-www-form-urlencoded;charset=UTF-8", [RESOLVED, 1722500000, "sig-" + RESOLVED[-8:]]),
+        ("POST", "application/x-www-form-urlencoded;charset=UTF-8", [GARBAGE, 1722500000, "sig-" + GARBAGE[-8:]]),
+    ]
+
     db = open_store(tmp_path / "news.db")
-    stored = {urlsplit(r["url"]).path for r in db["articles"].rows}
     art = "/news/2026/11/"
-    assert stored == {art + "anthropic-alibaba-distillation.html", art + "wire-anthropic-alibaba.html", art + "claude-scraping-opinion.html"}
+    stored = {r["url"]: r for r in db["articles"].rows}
+    assert {urlsplit(u).path for u in stored} == {art + p for p in (
+        "anthropic-alibaba-distillation.html",  # Google, old format
+        "claude-distillation-defenses.html",  # Google, new format, through batchexecute
+        "wire-anthropic-alibaba.html",  # Google, a link that redirects
+        "claude-scraping-opinion.html",  # Bing and GDELT
+    )}
+    assert publisher.base + art + "claude-distillation-defenses.html" in stored  # canonicalised: no utm_source
     # found by Bing and GDELT, fetched once
     assert publisher_paths.count(art + "claude-scraping-opinion.html") == 1
-    sources = {(urlsplit(r["url"]).path, r["kind"]) for r in db["article_sources"].rows}
-    assert (art + "anthropic-alibaba-distillation.html", "google_news") in sources
-    assert (art + "wire-anthropic-alibaba.html", "google_news") in sources
-    assert {(art + "claude-scraping-opinion.html", "bing_news"), (art + "claude-scraping-opinion.html", "gdelt")} <= sources
-    queries = {r["query"] for r in db["article_sources"].rows}
+    sources = {(urlsplit(r["url"]).path, r["kind"], r["source"], r["query"]) for r in db["article_sources"].rows}
+    google_search = services.base + received["google_news"]
+    for page in ("anthropic-alibaba-distillation.html", "claude-distillation-defenses.html", "wire-anthropic-alibaba.html"):
+        assert (art + page, "google_news", google_search, expected_query) in sources  # the search, not batchexecute
+    assert {(path, kind) for path, kind, _, _ in sources if path == art + "claude-scraping-opinion.html"} == {
+        (art + "claude-scraping-opinion.html", "bing_news"), (art + "claude-scraping-opinion.html", "gdelt")}
+    queries = {query for *_, query in sources}
     assert queries == {expected_query}
-    unresolved = [r for r in db["fetch_errors"].rows if r["kind"] == "unresolved_link"]
-    assert len(unresolved) == 2  # the Google link that did not redirect, the Bing link without url=
+    unresolved = {r["url"]: r["detail"] for r in db["fetch_errors"].rows if r["kind"] == "unresolved_link"}
+    base = services.base
+    assert unresolved.pop(f"{base}/rss/articles/{GARBAGE}?oc=5").startswith("google_news: batchexecute: not JSON after the )]}' prefix: '<!doctype")
+    assert unresolved == {
+        f"{base}/rss/articles/CBMiOPAQUEnoredirect?oc=5": "google_news: article page: no data-n-a-sg / data-n-a-ts attributes",
+        "http://www.bing.com/news/apiclick.aspx?ref=FexRss&tid=10": "bing_news: no publisher URL in the link",
+    }
     run = next(db["crawl_runs"].rows)
-    assert json.loads(run["stats"])["news/search_unresolved"] == 2
+    assert json.loads(run["stats"])["news/search_unresolved"] == 3
     assert run["irrelevant"] == 1  # the "stock tips" article found by GDELT
+
+
+def test_google_resolution_is_paced_in_googles_slot_and_its_url_is_checked_like_any_link(tmp_path):
+    """The search, the article page and the batchexecute POST go to Google one at a time,
+    NEWS_SEARCH_DELAYS apart even under AutoThrottle; the publisher URL they yield is on a
+    non-public address that is no configured source: refused by network safety, not fetched."""
+    delay, received, times = 0.5, {}, []
+    with FixtureServer(root=DEMO_SITE) as publisher:
+        routes = _google_resolution(received, {RESOLVED: batchexecute_answer(publisher.base + "/news/2026/11/claude-distillation-defenses.html")})
+
+        def timed(route):
+            def answer(handler):
+                times.append(time.monotonic())
+                return route(handler)
+            return answer
+
+        def google_search(handler):
+            body = f"<rss version='2.0'><channel><title>G</title><item><title>B</title><link>{services.base}/rss/articles/{RESOLVED}?oc=5</link></item></channel></rss>"
+            return Response(200, body.encode(), {"Content-Type": "application/rss+xml"})
+
+        with ServicesServer(routes={path: timed(route) for path, route in {**routes, "/rss/search": google_search}.items()}) as services:
+            topics = _topics_file(tmp_path, f"[[topic]]\nname = \"ai\"\nquery = '{QUERY}'\nsearch = [\"google_news\"]\nmax_age_days = 0\n")
+            result = run_crawl(topics, tmp_path / "news.db", "-s", f"NEWS_GOOGLE_NEWS_URL={services.base}",
+                               "-s", f'NEWS_SEARCH_DELAYS={{"google_news": {delay}}}',
+                               "-s", "AUTOTHROTTLE_ENABLED=True", "-s", "AUTOTHROTTLE_START_DELAY=0")
+        publisher_paths = publisher.paths()
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert len(times) == 3 and len(received["batchexecute"]) == 1, times
+    gaps = [b - a for a, b in zip(times, times[1:])]
+    assert all(gap >= delay - 0.05 for gap in gaps), gaps
+    assert publisher_paths == []
+    db = open_store(tmp_path / "news.db")
+    errors = {r["url"]: r["kind"] for r in db["fetch_errors"].rows}
+    assert errors == {publisher.base + "/news/2026/11/claude-distillation-defenses.html": "refused_address"}
+    assert db["articles"].count == 0
 
 
 def test_malformed_and_empty_search_responses_are_counted_not_fatal(tmp_path):

@@ -35,9 +35,17 @@ from crawler.discovery import (
 from crawler.items import ArticleItem
 from crawler.search import (
     DEFAULT_DELAYS,
+    GOOGLE_FORM_CONTENT_TYPE,
     SERVICES,
     SearchResponseError,
     bing_publisher_url,
+    google_article_id,
+    google_article_page_url,
+    google_batchexecute_body,
+    google_batchexecute_url,
+    google_signature,
+    is_google_url,
+    parse_google_batchexecute,
     parse_results,
     resolve_google_link,
     search_url,
@@ -56,10 +64,13 @@ HINTS = "news_hints"  # what the source said: title, published, published_source
 SOURCE = "news_source"  # feed | sitemap | robots | page | a search service, on discovery requests
 SEARCH_QUERY = "news_search_query"  # the query sent to a search service
 KEY = "news_key"  # the canonical URL an article was scheduled under (before redirects)
+SEARCH_URL = "news_search_url"  # on requests resolving a Google News link: the search that listed it
+GOOGLE_LINK = "news_google_link"  # on those requests: (the search result, the resolution step)
 _FETCHED = ((), ())  # NewsSpider._scheduled value of a URL whose page was handled
 # meta of a request to a search service's own host: its download slot, spaced exactly by
 # NEWS_SEARCH_DELAYS (AutoThrottle would bring every slot's delay down to the latency)
 _NO_THROTTLE = {"autothrottle_dont_adjust_delay": True}
+_REDIRECTS = [301, 302, 303, 307, 308]
 
 
 def search_slot(service: str) -> str:
@@ -245,23 +256,101 @@ class NewsSpider(scrapy.Spider):
         candidates = []
         for candidate in found:
             url = self._publisher_url(service, candidate.url)
+            article_id = google_article_id(candidate.url) if url is None and service == "google_news" else None
+            if article_id:  # an id in the newer, opaque format: ask Google (parse_google_article)
+                page = google_article_page_url(self.search_bases[service], article_id)
+                yield self._google_request(page, candidate, response, "article page", self.parse_google_article)
+                continue
             if url is None:
-                self.crawler.stats.inc_value("news/search_unresolved")
-                self._fail(candidate.url, "unresolved_link", f"{service}: no publisher URL in the link", topics)
+                self._unresolved(service, candidate.url, "no publisher URL in the link", topics)
                 continue
             candidates.append(dataclasses.replace(candidate, url=url))
         yield from self._schedule(candidates, response, service)
 
     def _publisher_url(self, service: str, link: str) -> str | None:
-        """The publisher's URL for a search result link (a Google link may need a fetch)."""
+        """The publisher's URL for a search result link, when the link itself tells (None for
+        a Google link in the newer format: it needs requests to Google, see parse_search)."""
         if service == "bing_news":
             return bing_publisher_url(link)
         if service == "google_news":
-            decoded = resolve_google_link(link)
-            # undecodable: fetch the link itself and follow its redirect (parse_article checks
-            # that it really left Google)
-            return decoded or link
+            return self._google_publisher(resolve_google_link(link) or link)
         return link
+
+    def _google_publisher(self, url: str | None) -> str | None:
+        """``url`` if it is an http(s) URL off Google's hosts (a publisher's), else None."""
+        try:
+            web = bool(url) and urlsplit(url).scheme in ("http", "https")
+        except ValueError:
+            web = False
+        return url if web and not is_google_url(url, self.search_bases["google_news"]) else None
+
+    # -- Google News links in the newer format: two requests to Google (crawler.search) ---
+    def _google_request(self, url: str, candidate: Candidate, response: Response, step: str, callback, **kwargs) -> scrapy.Request:
+        """A request to Google's own host resolving ``candidate``'s link: in Google's slot
+        (NEWS_SEARCH_DELAYS apart, not throttled), redirects not followed (the callback
+        decides), failures counted as unresolved links (on_google_error)."""
+        meta = {
+            TOPICS: response.meta[TOPICS],
+            SOURCE: "google_news",
+            SEARCH_QUERY: response.meta.get(SEARCH_QUERY, ""),
+            SEARCH_URL: response.meta.get(SEARCH_URL, response.url),
+            GOOGLE_LINK: (candidate, step),
+            "download_slot": search_slot("google_news"),
+            **_NO_THROTTLE,
+            "dont_redirect": True,
+            "handle_httpstatus_list": _REDIRECTS,
+        }
+        return scrapy.Request(url, callback=callback, errback=self.on_google_error, meta=meta, dont_filter=True, priority=10, **kwargs)
+
+    def parse_google_article(self, response: Response):
+        """Step 1: the article page's signature -> the batchexecute POST (or a redirect's target)."""
+        candidate, step = response.meta[GOOGLE_LINK]
+        if response.status in _REDIRECTS:
+            # the older behaviour, still honoured: the link redirects to its publisher
+            location = (response.headers.get("Location") or b"").decode("latin-1")
+            target = self._google_publisher(response.urljoin(location)) if location else None
+            if target is None:
+                detail = f"{step}: HTTP {response.status} to {location[:200]!r}, not a publisher URL"
+                self._unresolved("google_news", candidate.url, detail, response.meta[TOPICS])
+                return
+            yield from self._schedule([dataclasses.replace(candidate, url=target)], response, "google_news")
+            return
+        signature = google_signature(response.body)
+        if signature is None:
+            self._unresolved("google_news", candidate.url, f"{step}: no data-n-a-sg / data-n-a-ts attributes", response.meta[TOPICS])
+            return
+        hl, gl = self.google_locale
+        body = google_batchexecute_body(google_article_id(candidate.url), signature[1], signature[0], ceid=f"{gl}:{hl.split('-')[0]}")
+        yield self._google_request(
+            google_batchexecute_url(self.search_bases["google_news"]), candidate, response, "batchexecute", self.parse_google_batchexecute,
+            method="POST", body=body, headers={"Content-Type": GOOGLE_FORM_CONTENT_TYPE},
+        )
+
+    def parse_google_batchexecute(self, response: Response):
+        """Step 2: the publisher URL in the RPC's answer -> scheduled like any search result."""
+        candidate, step = response.meta[GOOGLE_LINK]
+        try:
+            if response.status != 200:
+                raise SearchResponseError(f"HTTP {response.status}")
+            url = parse_google_batchexecute(response.body)
+        except SearchResponseError as exc:
+            self._unresolved("google_news", candidate.url, f"{step}: {exc}", response.meta[TOPICS])
+            return
+        if self._google_publisher(url) is None:
+            self._unresolved("google_news", candidate.url, f"{step}: {url[:200]!r} is not a publisher URL", response.meta[TOPICS])
+            return
+        yield from self._schedule([dataclasses.replace(candidate, url=url)], response, "google_news")
+
+    def on_google_error(self, failure: Failure):
+        candidate, step = failure.request.meta[GOOGLE_LINK]
+        _, detail = _describe_failure(failure)
+        self._unresolved("google_news", candidate.url, f"{step}: {detail}", failure.request.meta.get(TOPICS, ()))
+
+    def _unresolved(self, service: str, link: str, detail: str, topics) -> None:
+        """A search result whose publisher URL could not be found: counted and recorded, never fatal."""
+        self.crawler.stats.inc_value("news/search_unresolved")
+        logger.info("%s: no publisher URL for %s: %s", service, link, detail)
+        self._fail(link, "unresolved_link", f"{service}: {detail}", topics)
 
     def found_by(self, url: str) -> tuple[tuple[str, str, str, str], ...]:
         """(topic, kind, source URL, search query) of every source that listed ``url`` (its
@@ -270,8 +359,8 @@ class NewsSpider(scrapy.Spider):
         return entry[1] if entry else ()
 
     def _service_slot(self, url: str, source_kind: str) -> dict:
-        """The service's slot for a link that still points at the service's own host (an
-        undecoded Google News link); publisher pages go to their own host's slot."""
+        """The service's slot for a result that points at the service's own host (never a
+        publisher page: those go to their own host's slot)."""
         if source_kind in self.search_bases and origin(url) == origin(self.search_bases[source_kind]):
             return {"download_slot": search_slot(source_kind), **_NO_THROTTLE}
         return {}
@@ -287,6 +376,8 @@ class NewsSpider(scrapy.Spider):
         """Article requests for ``candidates``, after canonicalisation and the recency filter."""
         now = datetime.now(timezone.utc)
         by_name = {t.name: t for t in self.topics}
+        # the search that listed a resolved Google link, not the request that resolved it
+        source_url = response.meta.get(SEARCH_URL, response.url)
         for candidate in candidates:
             url = canonical_url(candidate.url)
             topics = []
@@ -298,7 +389,7 @@ class NewsSpider(scrapy.Spider):
                 topics.append(name)
             if not topics:
                 continue
-            found_by = tuple((t, source_kind, response.url, response.meta.get(SEARCH_QUERY, "")) for t in topics)
+            found_by = tuple((t, source_kind, source_url, response.meta.get(SEARCH_QUERY, "")) for t in topics)
             known = self._scheduled.get(url)
             if known is _FETCHED:  # already handled in this crawl
                 continue
