@@ -3,9 +3,8 @@
 Two questions are asked of every article, in the order it is stored:
 
 * **Is it a copy of an earlier article?** (wire copies, syndication edits, trims, re-headlined
-  copies, inserted "Read more" lines, datelines). The text is split into lines; every line gets
-  the MinHash minima of its word shingles (datasketch's ``affine32`` scheme, computed in one
-  numpy batch and checked against ``datasketch.MinHash``). Lines that recur on other pages of
+  copies, inserted "Read more" lines, datelines). Every line of the text has the MinHash minima
+  of its word shingles (:mod:`pipelines.group_features`). Lines that recur on other pages of
   the same host are the site's template (sidebars, cookie banners, ad cards) and are left out,
   so the article's signature is the element-wise minimum over its own lines only (MinHash of
   the union). Banded LSH over that signature (bands and rows chosen by
@@ -13,42 +12,53 @@ Two questions are asked of every article, in the order it is stored:
   Jaccard similarity reaches ``NEWS_DEDUP_THRESHOLD`` gives its cluster. Exact copies are
   caught first by content hash.
 * **Which story does it report?** A copy joins its original's story. Other articles are
-  compared by TF-IDF over their salient terms: the title (counted twice) and the first
-  ``NEWS_STORY_LEAD_WORDS`` words, stop words dropped and plurals folded, IDF from the
-  articles in the index, the ``_SALIENT_TERMS`` heaviest terms kept. A term-to-article inverted
-  index scores the earlier articles; an article joins the story whose closest members (mean of
-  the top ``_STORY_TOP_K``, published at most ``NEWS_STORY_GAP_DAYS`` apart) reach
+  compared by TF-IDF over their salient terms (the story terms of
+  :func:`pipelines.group_features.story_terms`), IDF from the articles in the index, the
+  ``_SALIENT_TERMS`` heaviest terms kept. A term-to-article inverted index scores the earlier
+  articles; an article joins the story whose closest members (mean of the top
+  ``_STORY_TOP_K``, published at most ``NEWS_STORY_GAP_DAYS`` apart) reach
   ``NEWS_STORY_THRESHOLD``, or starts a new one.
 
-:func:`features` is the CPU-heavy, pure part; it runs in the extraction worker processes and
-imports only numpy (and sqlite-utils' migrations). :class:`Grouper` holds the in-memory indexes:
-:meth:`Grouper.assign` is synchronous and does no I/O (query, then insert, so two copies in one
-crawl find each other); :meth:`Grouper.persist` writes the compact state (signatures as raw
-``uint32`` with their scheme, ``num_perm``, seed and shingle size; line hashes; term ids and
-counts) inside the store's transaction; :meth:`Grouper.restore` rebuilds the indexes from it for
-the last ``NEWS_GROUP_WINDOW_DAYS`` without reading article text. Group ids are ``c``/``s`` + 15
-hex digits of the sha1 of the group's first article URL: stable across runs and regroups.
+This module is the engine, its persistence and its schema. :func:`features` (the CPU-heavy,
+pure part, run in the extraction worker processes) lives in :mod:`pipelines.group_features`
+and the compact numpy indexes in :mod:`pipelines.group_index`; :func:`features`,
+:class:`Features`, :func:`story_terms` and ``SCHEME`` are re-exported here. :class:`Grouper`
+holds the in-memory indexes: :meth:`Grouper.assign` is synchronous and does no I/O (query, then
+insert, so two copies in one crawl find each other); :meth:`Grouper.persist` writes the compact
+state (signatures as raw ``uint32`` with their scheme, ``num_perm``, seed and shingle size; line
+hashes; term ids and counts) inside the store's transaction; :meth:`Grouper.restore` rebuilds
+the indexes from it for the last ``NEWS_GROUP_WINDOW_DAYS`` without reading article text. Group
+ids are ``c``/``s`` + 15 hex digits of the sha1 of the group's first article URL: stable across
+runs and regroups.
 
 See docs/grouping.md for the measurements behind the defaults.
 """
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import logging
-import math
 import re
-import unicodedata
-import zlib
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
-from typing import Any, Callable, Iterable
+from datetime import date, datetime, timezone
+from typing import Any, Iterable
 
 import numpy as np
 from sqlite_utils.migrations import Migrations
 
-from pipelines.textnorm import content_hash, words
+from pipelines.group_features import (
+    DEFAULT_LEAD_WORDS,
+    DEFAULT_NUM_PERM,
+    DEFAULT_SEED,
+    DEFAULT_SHINGLE,
+    SCHEME,
+    Features,
+    check_datasketch_scheme,
+    check_feature_params,
+    features,
+    story_terms,
+)
+from pipelines.group_index import Counts, GroupIds, Grow, Postings, band_keys, lsh_band_params, stable_order
 
 logger = logging.getLogger(__name__)
 
@@ -57,22 +67,23 @@ __all__ = [
     "Features",
     "GROUP_MIGRATIONS",
     "Grouper",
+    "SCHEME",
     "features",
+    "refresh_groups",
+    "story_terms",
     "DEFAULTS",
 ]
-
-SCHEME = "affine32"  # datasketch >= 2.0 permutation scheme of the signatures
 
 #: setting name -> default; every setting Grouper.from_settings reads
 DEFAULTS: dict[str, float | int] = {
     "NEWS_DEDUP_THRESHOLD": 0.4,  # estimated Jaccard of content shingles to call a copy
-    "NEWS_DEDUP_NUM_PERM": 128,  # MinHash permutations (signature: 4 bytes each)
-    "NEWS_DEDUP_SHINGLE": 4,  # words per shingle
-    "NEWS_DEDUP_SEED": 1,  # MinHash permutation seed
+    "NEWS_DEDUP_NUM_PERM": DEFAULT_NUM_PERM,  # MinHash permutations (signature: 4 bytes each)
+    "NEWS_DEDUP_SHINGLE": DEFAULT_SHINGLE,  # words per shingle
+    "NEWS_DEDUP_SEED": DEFAULT_SEED,  # MinHash permutation seed
     "NEWS_DEDUP_BOILERPLATE_PAGES": 2,  # a line on this many pages of a host is its template
     "NEWS_STORY_THRESHOLD": 0.30,  # TF-IDF cosine (mean over the closest members) to join a story
     "NEWS_STORY_GAP_DAYS": 3,  # members published further apart than this don't count
-    "NEWS_STORY_LEAD_WORDS": 200,  # words of the text (after the title) that describe the story
+    "NEWS_STORY_LEAD_WORDS": DEFAULT_LEAD_WORDS,  # words of the text (after the title) that describe the story
     "NEWS_GROUP_WINDOW_DAYS": 30,  # days of stored articles kept in the indexes
 }
 
@@ -87,618 +98,8 @@ _PROSE_LINE_WORDS = 30
 _STORY_TOP_K = 3  # a story's score: mean similarity of its K closest members
 _SALIENT_TERMS = 60  # an article's story vector: its top terms by TF-IDF
 _MAX_POSTINGS = 5_000  # per term, the most recent articles scored (bounds the cost of very common terms)
-_TITLE_WEIGHT = 2.0
-_NAME_WEIGHT = 1.0  # weight of a capitalised word not starting a sentence (1.5 and 2.0 measured worse)
-_MAX_SHINGLE = 16
 _NO_DAY = np.iinfo(np.int32).min
 _EPOCH = date(1970, 1, 1)
-_SIG_CHUNK = 8192  # shingles hashed per numpy batch (bounds memory on very long texts)
-
-
-# --------------------------------------------------------------------------- features
-
-
-@dataclass(frozen=True)
-class Features:
-    """What :class:`Grouper` needs of one article; pure data, cheap to pickle.
-
-    ``line_sigs[i]`` is the MinHash signature of line ``i``'s shingles; ``line_hashes[i]``
-    identifies the line's normalised text (for template detection); ``terms`` are the 32-bit
-    ids of the story terms in order of first appearance and ``term_weights`` their boosted
-    counts (before IDF).
-    """
-
-    num_perm: int
-    seed: int
-    shingle: int
-    lead_words: int
-    content_hash: str
-    n_words: int
-    line_hashes: np.ndarray  # uint32 (n_lines,)
-    line_words: np.ndarray  # uint32 (n_lines,)
-    line_sigs: np.ndarray  # uint32 (n_lines, num_perm)
-    terms: np.ndarray  # uint32 (n_terms,), in order of first appearance
-    term_weights: np.ndarray  # float32 (n_terms,)
-
-
-def features(
-    title: str,
-    text: str,
-    *,
-    num_perm: int = DEFAULTS["NEWS_DEDUP_NUM_PERM"],
-    seed: int = DEFAULTS["NEWS_DEDUP_SEED"],
-    shingle: int = DEFAULTS["NEWS_DEDUP_SHINGLE"],
-    lead_words: int = DEFAULTS["NEWS_STORY_LEAD_WORDS"],
-) -> Features:
-    """Normalise ``text``, hash its shingles into per-line MinHash signatures and pick the story terms.
-
-    Pure and picklable, so it can run in a process pool. When the crawler's settings change
-    ``num_perm``, ``seed``, ``shingle`` or ``lead_words``, pass them (``Grouper.feature_kwargs``).
-    """
-    title = title or ""
-    text = text or ""
-    if not isinstance(title, str) or not isinstance(text, str):
-        raise TypeError(f"features(title, text) takes strings, got {type(title).__name__} and {type(text).__name__}")
-    _check_feature_params(num_perm, seed, shingle, lead_words)
-    lines = _content_lines(title, text)
-    n_words = sum(len(ws) for _, ws in lines)
-    line_hashes = np.fromiter((_line_hash(key) for key, _ in lines), dtype=np.uint32, count=len(lines))
-    line_words = np.fromiter((len(ws) for _, ws in lines), dtype=np.uint32, count=len(lines))
-    line_sigs = _line_signatures([ws for _, ws in lines], shingle, num_perm, seed)
-    terms, weights = story_terms(title, text, lead_words)
-    return Features(
-        num_perm=num_perm,
-        seed=seed,
-        shingle=shingle,
-        lead_words=lead_words,
-        content_hash=content_hash(text),
-        n_words=n_words,
-        line_hashes=line_hashes,
-        line_words=line_words,
-        line_sigs=line_sigs,
-        terms=terms,
-        term_weights=weights,
-    )
-
-
-def _check_feature_params(num_perm: int, seed: int, shingle: int, lead_words: int) -> None:
-    if not isinstance(num_perm, int) or not 16 <= num_perm <= 1024:
-        raise ValueError(f"num_perm={num_perm!r}: use an integer from 16 to 1024 (NEWS_DEDUP_NUM_PERM; 128 is the default)")
-    if not isinstance(seed, int) or not 0 <= seed < 2**32:
-        raise ValueError(f"seed={seed!r}: use an integer from 0 to 2**32-1 (NEWS_DEDUP_SEED)")
-    if not isinstance(shingle, int) or not 1 <= shingle <= _MAX_SHINGLE:
-        raise ValueError(f"shingle={shingle!r}: use an integer from 1 to {_MAX_SHINGLE} words (NEWS_DEDUP_SHINGLE)")
-    if not isinstance(lead_words, int) or lead_words < 10:
-        raise ValueError(f"lead_words={lead_words!r}: use an integer of at least 10 (NEWS_STORY_LEAD_WORDS)")
-
-
-def _content_lines(title: str, text: str) -> list[tuple[str, list[str]]]:
-    """Distinct non-empty lines as (normalised text, words); a first line repeating the title is dropped."""
-    title_key = " ".join(words(title))
-    seen: set[str] = set()
-    out: list[tuple[str, list[str]]] = []
-    for raw in text.split("\n"):
-        ws = words(raw)
-        if not ws:
-            continue
-        key = " ".join(ws)
-        if key in seen or (not out and key == title_key):
-            continue
-        seen.add(key)
-        out.append((key, ws))
-    return out
-
-
-def _line_hash(key: str) -> int:
-    return int.from_bytes(hashlib.blake2b(key.encode("utf-8"), digest_size=4).digest(), "little")
-
-
-_WORD_HASHES: dict[str, int] = {}
-
-
-def _word_hashes(flat: list[str]) -> np.ndarray:
-    """Stable 64-bit hashes of words (blake2b), cached per worker process."""
-    cache = _WORD_HASHES
-    if len(cache) > 500_000:  # a long-lived worker: keep memory flat
-        cache.clear()
-    for w in set(flat).difference(cache):
-        cache[w] = int.from_bytes(hashlib.blake2b(w.encode("utf-8"), digest_size=8).digest(), "little")
-    return np.fromiter(map(cache.__getitem__, flat), dtype=np.uint64, count=len(flat))
-
-
-# odd 64-bit multipliers, one per position in a shingle (fixed forever: stored signatures depend on them)
-_POSITION_MULT = (np.random.RandomState(20261123).randint(0, 2**63, _MAX_SHINGLE, dtype=np.uint64) * np.uint64(2)) + np.uint64(1)
-
-
-def _shingle_hashes(lines: list[list[str]], k: int) -> tuple[np.ndarray, np.ndarray]:
-    """32-bit hashes of each line's k-word shingles (a shorter line is one shingle), and each line's first index."""
-    sizes = [len(ws) for ws in lines]
-    n = sum(sizes)
-    if n == 0:
-        return np.zeros(0, np.uint32), np.zeros(0, np.int64)
-    wh = _word_hashes([w for ws in lines for w in ws])
-    size = np.asarray(sizes, dtype=np.int64)
-    start = np.concatenate(([0], np.cumsum(size)[:-1]))
-    end = np.repeat(start + size, size)  # per word: end of its line
-    pos = np.arange(n, dtype=np.int64)
-    acc = np.zeros(n, dtype=np.uint64)
-    for j in range(k):
-        idx = pos + j
-        ok = idx < end
-        acc += np.where(ok, wh[np.minimum(idx, n - 1)] * _POSITION_MULT[j], np.uint64(0))
-    # a full window fits, or the line is shorter than k and this is its first word
-    keep = (pos + k <= end) | ((pos == np.repeat(start, size)) & np.repeat(size < k, size))
-    h = acc[keep]
-    h32 = ((h >> np.uint64(32)) ^ h).astype(np.uint32)
-    per_line = np.where(size < k, 1, size - k + 1)
-    first = np.concatenate(([0], np.cumsum(per_line)[:-1]))
-    return h32, first
-
-
-def _fmix32(h: np.ndarray) -> np.ndarray:
-    """MurmurHash3's 32-bit finalizer, as datasketch's affine32 scheme applies it to input hashes."""
-    h = h ^ (h >> np.uint32(16))
-    h = h * np.uint32(0x85EBCA6B)
-    h = h ^ (h >> np.uint32(13))
-    h = h * np.uint32(0xC2B2AE35)
-    return h ^ (h >> np.uint32(16))
-
-
-@functools.lru_cache(maxsize=8)
-def _permutations(num_perm: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """datasketch.MinHash(num_perm, seed, scheme="affine32").permutations, without importing datasketch."""
-    gen = np.random.RandomState(seed)
-    a = gen.randint(0, 1 << 31, num_perm, dtype=np.uint32) * np.uint32(2) + np.uint32(1)
-    b = gen.randint(0, 1 << 32, num_perm, dtype=np.uint32)
-    return a, b
-
-
-def _minhash(h32: np.ndarray, starts: np.ndarray, num_perm: int, seed: int) -> np.ndarray:
-    """Per-segment MinHash signatures: rows of ``h32`` from ``starts[i]`` to the next start."""
-    a, b = _permutations(num_perm, seed)
-    out = np.empty((len(starts), num_perm), dtype=np.uint32)
-    bounds = list(starts) + [len(h32)]
-    i = 0
-    with np.errstate(over="ignore"):
-        while i < len(starts):
-            j = i + 1  # segments [i, j) hashed together, up to _SIG_CHUNK shingles
-            while j < len(starts) and bounds[j + 1] - bounds[i] <= _SIG_CHUNK:
-                j += 1
-            lo, hi = bounds[i], bounds[j]
-            phv = _fmix32(h32[lo:hi])[:, None] * a + b
-            out[i:j] = np.minimum.reduceat(phv, np.asarray(bounds[i:j]) - lo, axis=0)
-            i = j
-    return out
-
-
-def _line_signatures(lines: list[list[str]], k: int, num_perm: int, seed: int) -> np.ndarray:
-    if not lines:
-        return np.zeros((0, num_perm), dtype=np.uint32)
-    h32, first = _shingle_hashes(lines, k)
-    return _minhash(h32, first, num_perm, seed)
-
-
-# --------------------------------------------------------------------------- story terms
-
-# function words and newsroom filler; written for this project
-_STOPWORDS = frozenset(
-    """
-    a about above across after again against ago all almost along already also although always am among an and
-    another any anyone anything are around as at away back be became because become been before being below
-    between both but by came can cannot could did do does doing done down during each either else enough even
-    ever every few for from further get gets getting go goes going gone got had has have having he her here hers
-    herself him himself his how however i if in including inside instead into is it its itself just last least
-    less let like made make makes making many may me might more most much must my myself near need needs neither
-    never new next no nor not now of off often on once one only onto or other others our ours ourselves out over
-    own per perhaps put rather really said same say saying says see seen several shall she should since so some
-    something still such take than that the their theirs them themselves then there these they thing things this
-    those though three through thus to told too took toward two under until up upon us use used very via was way
-    we week weeks well were what whatever when where whether which while who whom whose why will with within
-    without would year years yet you your yours yourself also according monday tuesday wednesday thursday friday
-    saturday sunday today yesterday tomorrow mr mrs ms dr s t d ll re ve m don didn doesn isn wasn aren weren
-    won wouldn couldn shouldn hasn haven hadn ain
-    """.split()
-)
-_TOKEN = re.compile(r"[^\W_]+(?:['’][^\W_]+)*")
-_SENTENCE_END = re.compile(r"[.!?:;\"“”—–]\s*$|\n")
-
-
-def _stem(word: str) -> str:
-    """Fold common English plural endings (a deliberately light touch: names must survive)."""
-    if len(word) > 4 and word.endswith("ies") and word[-4] not in "aeiou":
-        return word[:-3] + "y"
-    if len(word) > 4 and word.endswith(("ches", "shes", "sses", "xes", "zes")):
-        return word[:-2]
-    if len(word) > 3 and word.endswith("s") and not word.endswith(("ss", "us", "is", "os", "as")):
-        return word[:-1]
-    return word
-
-
-def _term_id(term: str) -> int:
-    return zlib.crc32(term.encode("utf-8"))
-
-
-_TERM_IDS: dict[str, int] = {}  # token -> term id, or -1 for a stop word (cached per process)
-
-
-def _token_term(token: str) -> int:
-    tid = _TERM_IDS.get(token)
-    if tid is None:
-        if len(_TERM_IDS) > 500_000:
-            _TERM_IDS.clear()
-        low = token.replace("’", "'").casefold()
-        if low.endswith("'s"):
-            low = low[:-2]
-        if len(low) < 2 or low in _STOPWORDS or low.isdigit() and len(low) < 3:
-            tid = -1
-        else:
-            tid = _term_id(_stem(low))
-        _TERM_IDS[token] = tid
-    return tid
-
-
-def _add_terms(counts: dict[int, float], text: str, weight: float, limit: int | None) -> None:
-    if limit is not None:
-        text = text[: limit * 20]  # enough characters for `limit` words; don't tokenise the rest
-    text = unicodedata.normalize("NFKC", text)
-    if _NAME_WEIGHT == 1.0:  # no need to know where sentences start
-        tokens = _TOKEN.findall(text)
-        for token in tokens[:limit] if limit is not None else tokens:
-            tid = _token_term(token)
-            if tid >= 0:
-                counts[tid] = counts.get(tid, 0.0) + weight
-        return
-    prev_end = 0
-    for k, m in enumerate(_TOKEN.finditer(text)):
-        if limit is not None and k >= limit:
-            break
-        sentence_start = prev_end == 0 or bool(_SENTENCE_END.search(text[prev_end : m.start()]))
-        prev_end = m.end()
-        token = m.group(0)
-        tid = _token_term(token)
-        if tid >= 0:
-            w = weight * (_NAME_WEIGHT if token[0].isupper() and not sentence_start else 1.0)
-            counts[tid] = counts.get(tid, 0.0) + w
-
-
-def story_terms(title: str, text: str, lead_words: int = DEFAULTS["NEWS_STORY_LEAD_WORDS"]) -> tuple[np.ndarray, np.ndarray]:
-    """Term ids and boosted counts of the title and the first ``lead_words`` words of the text.
-
-    Terms come in order of first appearance (title first), which breaks ties between equally
-    weighted terms in favour of the earlier ones when an article's salient terms are picked.
-    """
-    counts: dict[int, float] = {}
-    _add_terms(counts, title or "", _TITLE_WEIGHT, None)
-    _add_terms(counts, text or "", 1.0, lead_words)
-    if not counts:
-        return np.zeros(0, np.uint32), np.zeros(0, np.float32)
-    ids = np.fromiter(counts.keys(), dtype=np.uint32, count=len(counts))
-    tf = np.fromiter(counts.values(), dtype=np.float32, count=len(counts))
-    return ids, tf
-
-
-# --------------------------------------------------------------------------- compact indexes
-
-
-class _Grow:
-    """A numpy array of rows appended one at a time (capacity grows by half each time it is full)."""
-
-    def __init__(self, dtype, width: int | None = None, fill=0):
-        self.fill = fill
-        self.width = width
-        self.data = np.full(self._shape(1024), fill, dtype=dtype)
-        self.n = 0
-
-    def _shape(self, rows: int) -> tuple:
-        return (rows,) if self.width is None else (rows, self.width)
-
-    def reserve(self, capacity: int) -> None:
-        if capacity > len(self.data):
-            data = np.full(self._shape(capacity), self.fill, dtype=self.data.dtype)
-            data[: self.n] = self.data[: self.n]
-            self.data = data
-
-    def append(self, value) -> None:
-        if self.n == len(self.data):
-            self.reserve(len(self.data) + len(self.data) // 2 + 1024)
-        self.data[self.n] = value
-        self.n += 1
-
-    def extend(self, values: np.ndarray) -> None:
-        need = self.n + len(values)
-        self.reserve(need)
-        self.data[self.n : need] = values
-        self.n = need
-
-    @property
-    def view(self) -> np.ndarray:
-        return self.data[: self.n]
-
-
-class _GroupIds:
-    """Group ids by index: ``prefix`` + 15 hex digits, packed in 8 bytes (an id of another form is kept as text).
-
-    New ids come from the URL of a group's first article, which is new to the index, so
-    :meth:`append` does not look for an existing equal id (that saves a dict entry per group).
-    """
-
-    _ODD = np.uint64(1 << 63)  # packed values with the top bit set stand for ids kept in _odd
-
-    def __init__(self, prefix: str):
-        self.prefix = prefix
-        self._packed = _Grow(np.uint64)
-        self._odd: dict[int, str] = {}  # index -> id not of the standard form
-
-    def __len__(self) -> int:
-        return self._packed.n
-
-    def __getitem__(self, index: int) -> str:
-        odd = self._odd.get(index)
-        return odd if odd is not None else f"{self.prefix}{int(self._packed.data[index]):015x}"
-
-    def _pack(self, gid: str) -> int | None:
-        if len(gid) == 16 and gid[0] == self.prefix:
-            try:
-                return int(gid[1:], 16)
-            except ValueError:
-                return None
-        return None
-
-    def append(self, gid: str) -> int:
-        index = self._packed.n
-        value = self._pack(gid)
-        if value is None:
-            self._odd[index] = gid
-            value = int(self._ODD) | index
-        self._packed.append(value)
-        return index
-
-    def load(self, ids: list[str]) -> np.ndarray:
-        """Index of each stored id (equal ids, equal index; indices in order of first appearance)."""
-        if len(self):
-            raise RuntimeError("load() fills an empty id table")
-        odd_of: dict[str, int] = {}
-        values = np.fromiter(
-            (v if (v := self._pack(g)) is not None else int(self._ODD) | odd_of.setdefault(g, len(odd_of)) for g in ids),
-            dtype=np.uint64,
-            count=len(ids),
-        )
-        uniq, first, inverse = np.unique(values, return_index=True, return_inverse=True)
-        order = np.argsort(first, kind="stable")
-        rank = np.empty(len(order), dtype=np.int32)
-        rank[order] = np.arange(len(order), dtype=np.int32)
-        packed = uniq[order]
-        odd_names = {i: g for g, i in odd_of.items()}
-        for index in np.flatnonzero(packed & self._ODD).tolist():
-            self._odd[index] = odd_names[int(packed[index] & ~self._ODD)]
-        self._packed.extend(packed)
-        return rank[inverse.reshape(-1)]
-
-
-def _stable_order(keys: np.ndarray) -> np.ndarray:
-    """``np.argsort(keys, kind="stable")`` of uint32 keys, through one (SIMD) sort of ``key << 32 | position``."""
-    packed = (keys.astype(np.uint64) << np.uint64(32)) | np.arange(len(keys), dtype=np.uint64)
-    packed.sort()
-    return (packed & np.uint64(0xFFFFFFFF)).astype(np.int64)
-
-
-class _Postings:
-    """uint32 key -> (row, weight) postings, compact (12 bytes each) and append-only.
-
-    Three levels: a buffer of recent postings (numpy arrays plus a dict from key to buffer
-    positions), a small sorted segment it is flushed into, and a big sorted segment the small
-    one is merged into when it outgrows an eighth of it. Merging two sorted runs is a linear
-    timsort pass, and a lookup is a dict probe plus two binary searches per segment. Rows are
-    added in increasing order, so within a key the newest postings come last.
-    """
-
-    _BUFFER = 4096
-    _EMPTY = (np.zeros(0, np.uint32), np.zeros(0, np.int32), np.zeros(0, np.float32))
-
-    def __init__(self, weighted: bool, keep: Callable[[np.ndarray], np.ndarray] | None = None):
-        self.weighted = weighted
-        self.keep = keep  # rows -> mask of postings still worth keeping, applied when the big segment is rebuilt
-        self._big = self._small = self._EMPTY
-        self._bk = np.empty(self._BUFFER, np.uint32)
-        self._br = np.empty(self._BUFFER, np.int32)
-        self._bw = np.empty(self._BUFFER if weighted else 0, np.float32)
-        self._bn = 0
-        self._where: dict[int, list[int]] = {}
-
-    def __len__(self) -> int:
-        return len(self._big[0]) + len(self._small[0]) + self._bn
-
-    @property
-    def nbytes(self) -> int:
-        arrays = (*self._big, *self._small, self._bk, self._br, self._bw)
-        return sum(a.nbytes for a in arrays)
-
-    def _sorted(self, keys: np.ndarray, rows: np.ndarray, weights: np.ndarray | None) -> tuple:
-        order = _stable_order(keys)  # stable: rows stay in increasing order within a key
-        return (
-            keys[order].astype(np.uint32, copy=False),
-            rows[order].astype(np.int32, copy=False),
-            weights[order].astype(np.float32, copy=False) if self.weighted else self._EMPTY[2],
-        )
-
-    def _merge(self, old: tuple, new: tuple) -> tuple:
-        if not len(old[0]):
-            return new
-        return self._sorted(*(np.concatenate([o, n]) for o, n in zip(old, new)))
-
-    def load(self, keys: np.ndarray, rows: np.ndarray, weights: np.ndarray | None = None) -> None:
-        """Replace the contents (``rows`` in increasing order)."""
-        self._big = self._sorted(np.asarray(keys, np.uint32), np.asarray(rows), weights) if len(keys) else self._EMPTY
-        self._small = self._EMPTY
-        self._bn = 0
-        self._where.clear()
-
-    def add_bulk(self, keys: np.ndarray, rows: np.ndarray, weights: np.ndarray | None = None) -> None:
-        """Bulk loading in slices (rows increasing across calls); call seal() after the last."""
-        self._small = self._merge(self._small, self._sorted(np.asarray(keys, np.uint32), rows, weights))
-
-    def seal(self) -> None:
-        self._big = self._merge(self._big, self._small)
-        self._small = self._EMPTY
-
-    def add(self, keys: np.ndarray, row: int, weights: np.ndarray | None = None) -> None:
-        n = len(keys)
-        if self._bn + n > len(self._bk):
-            self._flush()
-            if n > len(self._bk):  # larger than the whole buffer: straight into the small segment
-                rows = np.full(n, row, np.int32)
-                self._small = self._merge(self._small, self._sorted(np.asarray(keys, np.uint32), rows, weights))
-                return
-        start, end = self._bn, self._bn + n
-        self._bk[start:end] = keys
-        self._br[start:end] = row
-        if self.weighted:
-            self._bw[start:end] = weights
-        where = self._where
-        for i, key in enumerate(self._bk[start:end].tolist(), start):
-            entry = where.get(key)
-            if entry is None:
-                where[key] = [i]
-            else:
-                entry.append(i)
-        self._bn = end
-
-    def _flush(self) -> None:
-        if not self._bn:
-            return
-        n = self._bn
-        buffered = self._sorted(self._bk[:n].copy(), self._br[:n].copy(), self._bw[:n].copy() if self.weighted else None)
-        self._small = self._merge(self._small, buffered)
-        self._bn = 0
-        self._where.clear()
-        if len(self._small[0]) > max(65_536, len(self._big[0]) // 8):
-            big = self._merge(self._big, self._small)
-            if self.keep is not None:
-                mask = self.keep(big[1])
-                if not mask.all():
-                    big = (big[0][mask], big[1][mask], big[2][mask] if self.weighted else big[2])
-            self._big, self._small = big, self._EMPTY
-
-    def lookup(self, keys: np.ndarray, cap: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Rows, weights, and the position in ``keys`` (distinct) of the key each posting matched.
-
-        With ``cap``, about the ``cap`` most recent postings of each key: every buffered one,
-        then the newest ones of the small and of the big segment.
-        """
-        keys = np.asarray(keys, dtype=np.uint32)
-        m = len(keys)
-        rows, weights, which = [], [], []
-        left = np.full(m, cap if cap is not None else np.iinfo(np.int64).max, dtype=np.int64)
-        if self._bn and m:
-            where = self._where
-            hits: list[int] = []
-            hit_which: list[int] = []
-            for i, key in enumerate(keys.tolist()):
-                entry = where.get(key)
-                if entry is not None:
-                    hits.extend(entry)
-                    hit_which.extend([i] * len(entry))
-            if hits:
-                hit = np.array(hits, dtype=np.int64)
-                w = np.array(hit_which, dtype=np.int32)
-                rows.append(self._br[hit])
-                which.append(w)
-                if self.weighted:
-                    weights.append(self._bw[hit])
-                left -= np.bincount(w, minlength=m)
-        for seg_keys, seg_rows, seg_weights in (self._small, self._big):
-            if not len(seg_keys):
-                continue
-            lo = np.searchsorted(seg_keys, keys, "left")
-            hi = np.searchsorted(seg_keys, keys, "right")
-            lo = np.maximum(lo, hi - np.maximum(left, 0))
-            lengths = hi - lo
-            total = int(lengths.sum())
-            if not total:
-                continue
-            left -= lengths
-            pos = np.arange(total, dtype=np.int64) + np.repeat(lo - (np.cumsum(lengths) - lengths), lengths)
-            rows.append(seg_rows[pos])
-            which.append(np.repeat(np.arange(m, dtype=np.int32), lengths))
-            if self.weighted:
-                weights.append(seg_weights[pos])
-        if not rows:
-            empty = np.zeros(0, np.int32)
-            return empty, np.zeros(0, np.float32), empty
-        return (
-            np.concatenate(rows),
-            np.concatenate(weights) if self.weighted else np.zeros(0, np.float32),
-            np.concatenate(which),
-        )
-
-
-class _Counts:
-    """uint64 key -> count: sorted numpy arrays plus a dict of recent increments."""
-
-    def __init__(self):
-        self.keys = np.zeros(0, np.uint64)
-        self.counts = np.zeros(0, np.int32)
-        self._buf: dict[int, int] = {}
-
-    def load(self, keys: np.ndarray) -> None:
-        self.keys, counts = np.unique(keys.astype(np.uint64, copy=False), return_counts=True)
-        self.counts = counts.astype(np.int32)
-        self._buf.clear()
-
-    def get(self, keys: np.ndarray) -> np.ndarray:
-        out = np.zeros(len(keys), dtype=np.int32)
-        if len(self.keys):
-            pos = np.minimum(np.searchsorted(self.keys, keys), len(self.keys) - 1)
-            hit = self.keys[pos] == keys
-            out[hit] = self.counts[pos[hit]]
-        if self._buf:
-            buf = self._buf
-            out += np.fromiter((buf.get(k, 0) for k in keys.tolist()), dtype=np.int32, count=len(keys))
-        return out
-
-    def add(self, keys: np.ndarray) -> None:
-        buf = self._buf
-        for k in keys.tolist():
-            buf[k] = buf.get(k, 0) + 1
-        if len(buf) > max(4096, len(self.keys) // 16):
-            self._merge()
-
-    def _merge(self) -> None:
-        extra = np.fromiter(self._buf.keys(), dtype=np.uint64, count=len(self._buf))
-        extra_n = np.fromiter(self._buf.values(), dtype=np.int32, count=len(self._buf))
-        keys = np.concatenate([self.keys, extra])
-        counts = np.concatenate([self.counts, extra_n])
-        self.keys, inverse = np.unique(keys, return_inverse=True)
-        self.counts = np.bincount(inverse, weights=counts, minlength=len(self.keys)).astype(np.int32)
-        self._buf.clear()
-
-
-_BAND_MULT = (np.random.RandomState(7).randint(0, 2**63, 64, dtype=np.uint64) * np.uint64(2)) + np.uint64(1)
-
-
-def _band_keys(sigs: np.ndarray, bands: int, rows: int) -> np.ndarray:
-    """(n, bands) uint32 keys: each band's ``rows`` signature values hashed, salted with the band number.
-
-    32 bits are plenty: a chance collision only adds a candidate, which the full signature rejects.
-    """
-    sigs = np.atleast_2d(sigs)
-    n = sigs.shape[0]
-    v = sigs[:, : bands * rows].reshape(n, bands, rows).astype(np.uint64)
-    with np.errstate(over="ignore"):
-        h = (v * _BAND_MULT[:rows]).sum(axis=2, dtype=np.uint64)
-        h ^= np.arange(bands, dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15)
-        h ^= h >> np.uint64(33)
-        h *= np.uint64(0xFF51AFD7ED558CCD)
-        h ^= h >> np.uint64(33)
-    return (h & np.uint64(0xFFFFFFFF)).astype(np.uint32)
-
-
-def _lsh_params(threshold: float, num_perm: int) -> tuple[int, int]:
-    """(bands, rows) for the threshold, as datasketch.MinHashLSH picks them, weighted towards recall."""
-    from datasketch import MinHashLSH  # slow import (scipy): only where a Grouper is built
-
-    lsh = MinHashLSH(threshold=threshold, num_perm=num_perm, weights=(0.2, 0.8))
-    return lsh.b, lsh.r
 
 
 # --------------------------------------------------------------------------- dates
@@ -822,7 +223,7 @@ class Grouper:
             raise ValueError(f"dedup_threshold={dedup_threshold!r}: NEWS_DEDUP_THRESHOLD is a Jaccard similarity in (0, 1], e.g. 0.5")
         if not 0.0 < story_threshold <= 1.0:
             raise ValueError(f"story_threshold={story_threshold!r}: NEWS_STORY_THRESHOLD is a cosine similarity in (0, 1], e.g. 0.3")
-        _check_feature_params(num_perm, seed, shingle, lead_words)
+        check_feature_params(num_perm, seed, shingle, lead_words)
         if not isinstance(boilerplate_pages, int) or boilerplate_pages < 2:
             raise ValueError(f"boilerplate_pages={boilerplate_pages!r}: NEWS_DEDUP_BOILERPLATE_PAGES must be an integer >= 2 (a line must recur to be template)")
         if not isinstance(story_gap_days, int) or story_gap_days < 0:
@@ -844,11 +245,11 @@ class Grouper:
         self.keep_all_stories = False
         self._now = now
         if lsh_params is None:
-            lsh_params = _lsh_params(self.dedup_threshold, num_perm)
+            lsh_params = lsh_band_params(self.dedup_threshold, num_perm)
         self.bands, self.band_rows = lsh_params
         if self.bands < 1 or self.band_rows < 1 or self.bands * self.band_rows > num_perm:
             raise ValueError(f"lsh_params={lsh_params!r}: need bands * rows <= num_perm ({num_perm})")
-        _check_datasketch_scheme(num_perm, seed)
+        check_datasketch_scheme(num_perm, seed)
         self._reset()
 
     @classmethod
@@ -883,28 +284,28 @@ class Grouper:
     def _reset(self) -> None:
         self._urls: list[str] = []
         self._row_of: dict[str, int] = {}
-        self._sigs = _Grow(np.uint32, self.num_perm)
-        self._cluster = _Grow(np.int32)
-        self._story = _Grow(np.int32)
-        self._pub_day = _Grow(np.int32, fill=_NO_DAY)
-        self._seen_day = _Grow(np.int32)
+        self._sigs = Grow(np.uint32, self.num_perm)
+        self._cluster = Grow(np.int32)
+        self._story = Grow(np.int32)
+        self._pub_day = Grow(np.int32, fill=_NO_DAY)
+        self._seen_day = Grow(np.int32)
         self._newest_day = 0  # newest seen day
         self._newest_pub = _NO_DAY  # newest published day
-        self._clusters = _GroupIds("c")
-        self._stories = _GroupIds("s")
-        self._story_size = _Grow(np.int32)
+        self._clusters = GroupIds("c")
+        self._stories = GroupIds("s")
+        self._story_size = Grow(np.int32)
         self._hosts: dict[str, int] = {}
         # exact copies: each row's content hash, and a postings index on its low 32 bits
         # (16 bytes an article, against ~150 for a dict entry)
-        self._chash = _Grow(np.uint64)
-        self._row_host = _Grow(np.int32)  # host id of each row (same-site copies)
-        self._by_hash = _Postings(weighted=False)
-        self._lsh = _Postings(weighted=False)
-        self._lines = _Counts()
-        self._df = _Counts()
+        self._chash = Grow(np.uint64)
+        self._row_host = Grow(np.int32)  # host id of each row (same-site copies)
+        self._by_hash = Postings(weighted=False)
+        self._lsh = Postings(weighted=False)
+        self._lines = Counts()
+        self._df = Counts()
         self._n_docs = 0
         # story postings of articles older than story_days (than the newest article) are dropped as the index grows
-        self._postings = _Postings(weighted=True, keep=self._recent_rows)
+        self._postings = Postings(weighted=True, keep=self._recent_rows)
         self._df_frozen = False
 
     def __len__(self) -> int:
@@ -955,7 +356,7 @@ class Grouper:
 
         sig, has_text, site_sig = self._content_signature(host, feats)
         chash = int(feats.content_hash[:15], 16) if has_text else 0
-        bands = _band_keys(sig, self.bands, self.band_rows)[0] if has_text else None
+        bands = band_keys(sig, self.bands, self.band_rows)[0] if has_text else None
         match, similarity = self._find_copy(sig, bands, chash) if has_text else (None, 0.0)
         if match is None and site_sig is not None:
             match, similarity = self._find_same_site_copy(host, site_sig)
@@ -1033,7 +434,7 @@ class Grouper:
         """The earlier article of the same host that ``sig`` (own lines and lines shared once) copies, if any."""
         if not len(self._lsh):
             return None, 0.0
-        cands, _, _ = self._lsh.lookup(_band_keys(sig, self.bands, self.band_rows)[0])
+        cands, _, _ = self._lsh.lookup(band_keys(sig, self.bands, self.band_rows)[0])
         cands = np.unique(cands)
         return self._best_candidate(cands[self._row_host.data[cands] == host], sig, max(self.dedup_threshold, _SAME_SITE_THRESHOLD))
 
@@ -1265,7 +666,7 @@ class Grouper:
         if len(good):
             for start in range(0, len(good), 20_000):  # band keys in slices: bounded temporary memory
                 part = good[start : start + 20_000]
-                keys = _band_keys(sigs[part], self.bands, self.band_rows).ravel()
+                keys = band_keys(sigs[part], self.bands, self.band_rows).ravel()
                 self._lsh.add_bulk(keys, np.repeat(part.astype(np.int32), self.bands))
             self._lsh.seal()
         hashes = np.array(chashes[:n], dtype=np.uint64)
@@ -1288,7 +689,7 @@ class Grouper:
         # story index: document frequencies, then each recent article's salient TF-IDF vector
         term_lens = term_lens[:n]
         if len(all_terms):
-            order = _stable_order(all_terms)
+            order = stable_order(all_terms)
             sorted_terms = all_terms[order]
             first = np.r_[True, sorted_terms[1:] != sorted_terms[:-1]]
             starts_u = np.flatnonzero(first)
@@ -1352,20 +753,6 @@ def refresh_groups(db, cluster_ids: Iterable[str], story_ids: Iterable[str]) -> 
 def _chunks(items: list, size: int):
     for i in range(0, len(items), size):
         yield items[i : i + size]
-
-
-@functools.lru_cache(maxsize=8)
-def _check_datasketch_scheme(num_perm: int, seed: int) -> None:
-    """Fail loudly if the installed datasketch no longer makes the signatures computed here."""
-    from datasketch import MinHash
-
-    m = MinHash(num_perm=num_perm, seed=seed, scheme=SCHEME)
-    a, b = _permutations(num_perm, seed)
-    if not (np.array_equal(m.permutations[0], a) and np.array_equal(m.permutations[1], b)):
-        raise RuntimeError(
-            f"datasketch's {SCHEME} permutations differ from pipelines.group's (datasketch upgraded?): "
-            "pin datasketch to a 2.x release that matches, or update _permutations()"
-        )
 
 
 # --------------------------------------------------------------------------- schema

@@ -1,4 +1,4 @@
-"""pipelines.group: near-duplicate clusters, stories, persistence across runs.
+"""pipelines.group (and group_features, group_index): near-duplicate clusters, stories, persistence across runs.
 
 All texts here were written for these tests (fictional places and people).
 """
@@ -17,12 +17,10 @@ from pipelines.group import (
     GROUP_MIGRATIONS,
     Features,
     Grouper,
-    _GroupIds,
-    _Postings,
-    _line_signatures,
-    _shingle_hashes,
     features,
 )
+from pipelines.group_features import line_signatures, shingle_hashes
+from pipelines.group_index import GroupIds, Postings
 
 NOW = datetime(2026, 11, 23, 12, 0, 0)
 
@@ -116,11 +114,11 @@ def test_signatures_are_datasketch_minhashes():
     from datasketch import MinHash
 
     lines = [["a", "first", "line", "of", "several", "words"], ["short"], ["another", "line", "here", "too"]]
-    h32, starts = _shingle_hashes(lines, 4)
+    h32, starts = shingle_hashes(lines, 4)
     assert list(starts) == [0, 3, 4]  # 3 shingles, then 1 (a short line is one shingle), then 1
     m = MinHash(num_perm=64, seed=3, hashfunc=int, scheme="affine32")
     m.update_batch(h32)
-    sigs = _line_signatures(lines, 4, 64, 3)
+    sigs = line_signatures(lines, 4, 64, 3)
     assert sigs.shape == (3, 64)
     assert np.array_equal(sigs.min(axis=0), m.hashvalues)
 
@@ -377,7 +375,7 @@ def test_restore_finds_exact_copies_and_keeps_stored_ids(tmp_path):
 
 
 def test_group_ids_pack_and_restore_in_first_seen_order():
-    ids = _GroupIds("s")
+    ids = GroupIds("s")
     stored = ["s00000000000000f", "odd-one", "s0123456789abcde", "s00000000000000f", "odd-one", "Sxyz"]
     assert ids.load(stored).tolist() == [0, 1, 2, 0, 1, 3]
     assert [ids[i] for i in range(len(ids))] == ["s00000000000000f", "odd-one", "s0123456789abcde", "Sxyz"]
@@ -389,7 +387,7 @@ def test_group_ids_pack_and_restore_in_first_seen_order():
 
 def test_postings_match_a_plain_dict():
     rng = np.random.default_rng(0)
-    p = _Postings(weighted=True)
+    p = Postings(weighted=True)
     p._BUFFER = 64  # force many segments and merges
     p._bk, p._br, p._bw = np.empty(64, np.uint64), np.empty(64, np.int32), np.empty(64, np.float32)
     truth: dict[int, list[tuple[int, float]]] = {}
