@@ -6,9 +6,10 @@ own lxml tree (read, not modified). It drops:
 * the headline: among the first 3 lines, a line equal to the title (trafilatura's, og:title,
   twitter:title, an h1) or the start of the page's <title> ("Headline | Site"). The title
   is stored in its own field; article-body labels (Scrapinghub, WCXB, fundus) leave it out;
-* runs of 2+ consecutive lines that are each the whole text of a same-site link on the page
-  ("related articles", "more from", card lists); a single link line stays (a heading that is
-  also a table-of-contents entry, a "Read more" line inside the text);
+* runs of 2+ consecutive lines that are each the whole text of a link to another page of the
+  same site ("related articles", "more from", card lists); a single link line stays (a "Read
+  more" line inside the text), and links to a place on the page itself (a table of contents:
+  ``#section``) do not count, since their texts are the article's own headings;
 * short lines (<= 100 characters) that start with a share / subscribe / newsletter /
   copyright / "related articles" / "advertisement" phrase;
 * copied blocks: a run of 3+ consecutive lines (300+ characters) all seen earlier in the
@@ -96,14 +97,26 @@ def _title_forms(tree, title: str | None) -> tuple[set[str], str]:
     return forms, html_title
 
 
-def _site_link_texts(tree, host: str, wanted: set[str]) -> set[str]:
-    """The lines of ``wanted`` that are the whole text of a same-site link on the page."""
+def _in_page(href: str, path: str) -> bool:
+    """A link to a place on this same page (``#section``, ``/this/page#section``): a table of
+    contents entry, whose text is the article's own heading."""
+    href = href.strip()
+    if href.startswith("#"):
+        return True
+    parts = urlsplit(href)
+    return bool(parts.fragment) and (parts.path or "/").rstrip("/") == path.rstrip("/")
+
+
+def _site_link_texts(tree, url: str, wanted: set[str]) -> set[str]:
+    """The lines of ``wanted`` that are the whole text of a link to another page of the same site."""
     texts = set()
     if tree is not None and wanted:
+        host, path = site_host(url), urlsplit(url or "").path
         for a in tree.iter("a"):
             text = _norm(a.text_content())
             # the href is checked only for texts that are lines (a few per page, not hundreds)
-            if text in wanted and text not in texts and _same_site(a.get("href") or "", host):
+            href = a.get("href") or ""
+            if text in wanted and text not in texts and _same_site(href, host) and not _in_page(href, path):
                 texts.add(text)
     return texts
 
@@ -140,7 +153,7 @@ def clean_text(text: str, tree, url: str, title: str | None) -> str:
             keep[i] = False
 
     # 2. runs of same-site link texts
-    links = _site_link_texts(tree, site_host(url), {b for b in bare if b})
+    links = _site_link_texts(tree, url, {b for b in bare if b})
     for i in _runs([bool(b) and b in links for b in bare], 2):
         keep[i] = False
 

@@ -41,3 +41,19 @@ def test_a_copied_block_is_removed_once():
 
 def test_text_without_furniture_is_unchanged():
     assert _clean(BODY) == BODY
+
+
+TOC_PAGE = """<html><head><title>How to plan a winter garden | Coast Courier</title></head><body>
+<nav class="toc"><a href="#soil">Preparing the soil</a><a href="/garden/winter#bulbs">Choosing the bulbs</a></nav>
+<ul class="related"><li><a href="/garden/frost">Frost covers tested</a></li><li><a href="/garden/tools">Tools worth buying</a></li></ul>
+</body></html>"""
+
+
+def test_headings_listed_in_a_table_of_contents_stay():
+    """Consecutive headings that are also in-page anchors (#section) are the article's own, not a link list."""
+    lines = ["Preparing the soil", "Choosing the bulbs",
+             "Dig in compost before the first frost so that the beds drain well through the wet months ahead.",
+             "Frost covers tested", "Tools worth buying"]
+    tree = lxml.html.fromstring(TOC_PAGE)
+    text = clean_text("\n".join(lines), tree, "https://coast.example/garden/winter", "How to plan a winter garden").split("\n")
+    assert text == lines[:3]  # the table-of-contents headings stay; the run of links to other pages goes
