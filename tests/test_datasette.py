@@ -321,3 +321,4 @@ def test_datasette_reads_while_a_crawl_writes(tmp_path):
     assert statuses and set(statuses) == {200}
     assert len(after) > len(before)
     assert counts == sorted(counts)  # rows appear, none vanish, no half-written states
+    assert counts and max(counts) > len(before)  # new rows were seen while the crawl was still running
