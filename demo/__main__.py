@@ -4,7 +4,10 @@
     python -m demo --db /tmp/x.db  # somewhere else
     python -m demo --serve         # only serve the site (Ctrl-C to stop), e.g. to try topics by hand
 
-Works without internet: the site, its feeds and sitemaps are in demo/site.
+Works without internet: the site, its feeds and sitemaps are in demo/site. The site is
+served on a fixed port (DEFAULT_PORT) because its URLs, and so the stored articles' keys,
+include the port: a second run on the same port shows a crawl that fetches nothing twice,
+while a run on another port would store every article again under new URLs.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 SITE = HERE / "site"
 TOPICS_TEMPLATE = HERE / "topics.template.toml"
+DEFAULT_PORT = 8765
 
 
 def write_topics(base: str, path: Path) -> Path:
@@ -38,14 +42,22 @@ def crawl_command(topics: Path, db: Path, *extra: str) -> list[str]:
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--db", "db_path", default=str(ROOT / "demo.db"), show_default=True, help="SQLite file to write.")
 @click.option("--serve", is_flag=True, help="Only serve the demo site until Ctrl-C.")
-@click.option("--port", default=0, help="Port to serve on (0 = any free port).")
+@click.option("--port", default=DEFAULT_PORT, show_default=True, help="Port to serve on; keep it the same across runs (0 = any free port).")
 @click.argument("scrapy_args", nargs=-1, type=click.UNPROCESSED)
 def main(db_path: str, serve: bool, port: int, scrapy_args: tuple[str, ...]) -> None:
     """Crawl the bundled offline demo site into a SQLite file.
 
     Extra arguments go to `scrapy crawl`, e.g. `python -m demo -- -s LOG_LEVEL=WARNING`.
     """
-    with FixtureServer(root=SITE, port=port) as server:
+    try:
+        server = FixtureServer(root=SITE, port=port)
+    except OSError as exc:
+        raise click.UsageError(
+            f"cannot serve the demo site on 127.0.0.1:{port} ({exc.strerror or exc}): stop what uses that port, or pass "
+            f"--port N with a free port (use the same one on later runs: the stored URLs include it; with a new port, "
+            f"use a new --db too)"
+        ) from None
+    with server:
         topics = write_topics(server.base, ROOT / "build" / "demo-topics.toml")
         click.echo(f"Demo site on {server.base}; topics file {topics}", err=True)
         if serve:
