@@ -134,6 +134,11 @@ def _check_story_page(page: str, manifest) -> None:
     assert groups[0].xpath("string(.//details[@class='copies']/summary)").strip() == "1 copy of this text"
     assert [a.text_content().strip() for a in groups[0].xpath(".//details[@class='copies']//li/a")] == [copy]
     assert [li.text_content().strip() for li in doc.xpath("//ul[@class='outlets']/li")] == ["127.0.0.1 (2)"]  # the fixture site's host, both articles
+    # which sources found each article (article_sources): the original is in the RSS and Atom feeds, the copy in a sitemap
+    found_original = groups[0].xpath("string(div[@class='original']//span[@class='found-via'])")
+    found_copy = groups[0].xpath("string(.//details[@class='copies']//li//span[@class='found-via'])")
+    assert found_original.startswith("found via") and "feed" in found_original
+    assert "sitemap" in found_copy
 
 
 def test_canned_queries(store):

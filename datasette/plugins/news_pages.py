@@ -42,7 +42,8 @@ async def story_page(datasette, request):
             """
             select a.url, a.title, a.hostname, a.sitename, coalesce(a.published, a.fetched_at) as day_of,
                    a.published, a.fetched_at, a.cluster_id, c.representative_url,
-                   (select group_concat(topic, ', ') from article_topics t where t.url = a.url) as topics
+                   (select group_concat(topic, ', ') from article_topics t where t.url = a.url) as topics,
+                   (select group_concat(distinct kind) from article_sources s where s.url = a.url) as found_via
             from articles a left join clusters c on c.id = a.cluster_id
             where a.story_id = ?
             order by coalesce(a.published, a.fetched_at), a.url
