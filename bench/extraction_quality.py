@@ -233,7 +233,6 @@ def metadata_scores(expected: dict[str, dict], got: dict[str, dict], date_target
     Both map a page id to a dict; expected: title, authors (list or string), published;
     got: the stored title, authors, published, published_source. A page not stored counts as wrong.
     """
-    n = len(expected)
     title_ok = date_ok = author_exact = author_overlap = author_pages = dated = 0
     by_source: Counter = Counter()
     ok_by_source: Counter = Counter()

@@ -17,7 +17,7 @@ from scrapy.downloadermiddlewares.useragent import UserAgentMiddleware
 from scrapy.exceptions import IgnoreRequest, NotConfigured
 from scrapy.utils.response import response_status_message
 
-from crawler.spiders.news import ARTICLE, KEY, SOURCE, TOPICS, search_slot
+from crawler.spiders.meta import ARTICLE, KEY, SOURCE, TOPICS, search_slot
 from crawler.stats import count
 from crawler.urls import RefusedAddress, canonical_url, is_public_address, origin, page_canonical
 from pipelines.db import open_db

@@ -9,7 +9,7 @@ Translation may broaden a query (drop a NOT, flatten what a service cannot expre
 never narrows it: every article found is matched against the real query after extraction.
 
 Service limits (documented by the services; respected through per-service download slots
-spaced by NEWS_SEARCH_DELAYS, see NewsSpider.update_settings):
+spaced by NEWS_SEARCH_DELAYS, see SearchSources.update_settings in crawler/spiders/search_sources.py):
 - Google News RSS: about 100 items per query, no paging; ``when:Nd`` limits recency.
   Items link through news.google.com; the publisher URL is decoded from the link where
   its (pre-July 2024) format allows. Newer ids are opaque: the spider fetches the link's

@@ -83,8 +83,8 @@ NEWS_BING_NEWS_URL = "https://www.bing.com"
 NEWS_GDELT_URL = "https://api.gdeltproject.org"
 # Seconds between two requests to each service (GDELT asks for one every 5 seconds). The
 # spider gives each service its own download slot (DOWNLOAD_SLOTS "search-<service>", see
-# NewsSpider.update_settings): one request at a time, exactly this far apart (no jitter, not
-# adjusted by AutoThrottle). Only requests to the service's host use it; publisher pages
+# SearchSources.update_settings in crawler/spiders/search_sources.py): one request at a
+# time, exactly this far apart (no jitter, not adjusted by AutoThrottle). Only requests to the service's host use it; publisher pages
 # found by a search use their own host's slot. Services left out keep these defaults.
 NEWS_SEARCH_DELAYS = {"google_news": 1.0, "bing_news": 1.0, "gdelt": 5.0}
 

@@ -1,0 +1,25 @@
+"""Request meta keys of the ``news`` spider, and the download slots of the search services.
+
+Shared by the spider (crawler/spiders/news.py, crawler/spiders/search_sources.py) and the
+downloader middlewares (crawler/middlewares.py).
+"""
+
+from __future__ import annotations
+
+TOPICS = "news_topics"  # tuple of topic names
+ARTICLE = "news_article"  # True on article requests
+HINTS = "news_hints"  # what the source said: title, published, published_source
+SOURCE = "news_source"  # feed | sitemap | robots | page | a search service, on discovery requests
+SEARCH_QUERY = "news_search_query"  # the query sent to a search service
+KEY = "news_key"  # the canonical URL an article was scheduled under (before redirects)
+SEARCH_URL = "news_search_url"  # on requests resolving a Google News link: the search that listed it
+GOOGLE_LINK = "news_google_link"  # on those requests: (the search result, the resolution step)
+# meta of a request to a search service's own host: its download slot, spaced exactly by
+# NEWS_SEARCH_DELAYS (AutoThrottle would bring every slot's delay down to the latency)
+NO_THROTTLE = {"autothrottle_dont_adjust_delay": True}
+REDIRECT_STATUSES = [301, 302, 303, 307, 308]
+
+
+def search_slot(service: str) -> str:
+    """The download slot of ``service`` (see SearchSources.update_settings)."""
+    return f"search-{service}"
