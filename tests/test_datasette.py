@@ -327,3 +327,16 @@ def test_datasette_reads_while_a_crawl_writes(tmp_path):
     assert len(after) > len(before)
     assert counts == sorted(counts)  # rows appear, none vanish, no half-written states
     assert counts and max(counts) > len(before)  # new rows were seen while the crawl was still running
+
+
+def test_every_table_page_and_its_configured_facets_work(store):
+    """Each table of a crawled store opens (HTML and JSON) with the facets metadata.yml configures."""
+    meta = yaml.safe_load((ROOT / "datasette" / "metadata.yml").read_text())["databases"]["news"]["tables"]
+    tables = [t for t in open_store(store["db"]).table_names() if not t.startswith("articles_fts")]
+    for table in tables:
+        status, body = store["ds"].get(f"/news/{table}")
+        assert status == 200, (table, status, body[:300])
+        facets = store["ds"].json(f"/news/{table}.json?_extra=facet_results")["facet_results"]
+        configured = [f if isinstance(f, str) else next(iter(f.values())) for f in meta.get(table, {}).get("facets", [])]
+        assert set(configured) <= set(facets), (table, configured, list(facets))
+    assert {"published", "fetched_at", "hostname"} <= set(store["ds"].json("/news/articles.json?_extra=facet_results")["facet_results"])
