@@ -12,7 +12,7 @@ and counters), not from its exit code alone, and the scheduler's view of every r
 in its own table ``schedule_runs``. See docs/scheduler.md for the rules and a systemd unit.
 
 This file is the entry point: the command line, logging set-up and the daemon lock. The
-work is done by package ``daemon/`` (schedules, store, judge, runner, service); its public
+work is done by package ``newsdaemon/`` (schedules, store, judge, runner, service); its public
 names are re-exported here (``scheduler.parse_cron``, ``scheduler.Store``, ...).
 """
 
@@ -35,7 +35,7 @@ if str(ROOT) not in sys.path:  # so that `python /path/to/scheduler.py` works fr
 from crawler import settings as crawl_settings  # noqa: E402
 from crawler.runs import pid_alive  # noqa: E402
 from crawler.topics import Topic, TopicsError, load_topics, select_topics  # noqa: E402
-from daemon.judge import (  # noqa: E402
+from newsdaemon.judge import (  # noqa: E402
     LOW_YIELD_HISTORY,
     LOW_YIELD_MIN_BASELINE,
     LOW_YIELD_MIN_HISTORY,
@@ -43,7 +43,7 @@ from daemon.judge import (  # noqa: E402
     MANY_ERRORS,
     judge,
 )
-from daemon.runner import (  # noqa: E402
+from newsdaemon.runner import (  # noqa: E402
     CRAWL_LOG_FORMAT,
     DEFAULT_GRACE,
     DEFAULT_TIME_LIMIT,
@@ -54,7 +54,7 @@ from daemon.runner import (  # noqa: E402
     Runner,
     RunResult,
 )
-from daemon.schedules import (  # noqa: E402
+from newsdaemon.schedules import (  # noqa: E402
     DEFAULT_CRON,
     ScheduleError,
     TopicSchedule,
@@ -64,7 +64,7 @@ from daemon.schedules import (  # noqa: E402
     parse_duration,
     parse_timezone,
 )
-from daemon.service import (  # noqa: E402
+from newsdaemon.service import (  # noqa: E402
     EXIT_CONFIG,
     EXIT_FAILED,
     EXIT_OK,
@@ -75,7 +75,7 @@ from daemon.service import (  # noqa: E402
     run_once,
     status,
 )
-from daemon.store import SCHEDULER_MIGRATIONS, Store  # noqa: E402
+from newsdaemon.store import SCHEDULER_MIGRATIONS, Store  # noqa: E402
 
 logger = logging.getLogger(__name__)
 

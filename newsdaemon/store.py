@@ -13,8 +13,8 @@ import sqlite_utils
 from sqlite_utils.migrations import Migrations
 
 from crawler.runs import pid_alive, run_process_alive
-from daemon.clock import iso, parse_time, utcnow
-from daemon.judge import LOW_YIELD_HISTORY
+from newsdaemon.clock import iso, parse_time, utcnow
+from newsdaemon.judge import LOW_YIELD_HISTORY
 from pipelines.db import open_db
 
 __all__ = ["SCHEDULER_MIGRATIONS", "Store"]

@@ -17,10 +17,10 @@ from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.base import STATE_STOPPED
 from apscheduler.schedulers.blocking import BlockingScheduler
 
-from daemon.clock import parse_time, utcnow
-from daemon.runner import POLL, Config, Runner, RunResult
-from daemon.schedules import TopicSchedule, next_due_after
-from daemon.store import Store
+from newsdaemon.clock import parse_time, utcnow
+from newsdaemon.runner import POLL, Config, Runner, RunResult
+from newsdaemon.schedules import TopicSchedule, next_due_after
+from newsdaemon.store import Store
 
 logger = logging.getLogger(__name__)
 

@@ -16,8 +16,8 @@ from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from daemon.judge import judge
-from daemon.store import Store
+from newsdaemon.judge import judge
+from newsdaemon.store import Store
 
 logger = logging.getLogger(__name__)
 # the crawl's own output, re-logged line by line: its documented name (docs/scheduler.md),
