@@ -37,8 +37,8 @@ def _slow(body: bytes):
 
 
 def _crawl_cmd(topics, db):
-    # CONCURRENT_REQUESTS=1 paces the crawl (one page at a time): with DOWNLOAD_DELAY=0, Scrapy 2.19
-    # starts every queued request of a slot at once, whatever CONCURRENT_REQUESTS_PER_DOMAIN says
+    # one page at a time paces the crawl (with DOWNLOAD_DELAY=0 the per-domain limit holds only
+    # because crawler/politeness.py raises the delay to a millisecond; CONCURRENT_REQUESTS=1 too)
     return [sys.executable, "-m", "scrapy", "crawl", "news", "-s", f"NEWS_TOPICS={topics}", "-s", f"NEWS_DB={db}",
             "-s", "NEWS_STORE_BATCH_SIZE=1", "-s", "DOWNLOAD_DELAY=0", "-s", "AUTOTHROTTLE_ENABLED=False",
             "-s", "CONCURRENT_REQUESTS_PER_DOMAIN=1", "-s", "CONCURRENT_REQUESTS=1", "-s", "NEWS_EXTRACT_WORKERS=1"]

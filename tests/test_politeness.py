@@ -70,3 +70,30 @@ def test_user_agent_names_contact(tmp_path):
         records = server.records()
     assert result.returncode == 0
     assert records and all("ops@example.org" in r.headers.get("User-Agent", "") for r in records)
+
+
+def test_per_domain_concurrency_holds_with_a_zero_delay(tmp_path):
+    """CONCURRENT_REQUESTS_PER_DOMAIN is a promise to the sites, also with -s DOWNLOAD_DELAY=0
+    (Scrapy 2.19 alone then starts a slot's whole queue at once: crawler/politeness.py)."""
+    import threading
+
+    lock, state = threading.Lock(), {"now": 0, "max": 0}
+
+    def slow(handler):
+        with lock:
+            state["now"] += 1
+            state["max"] = max(state["max"], state["now"])
+        time.sleep(0.3)
+        with lock:
+            state["now"] -= 1
+        return Response(200, ARTICLE, {"Content-Type": "text/html; charset=utf-8"})
+
+    paths = [f"/news/transit-story-{i:02d}.html" for i in range(12)]
+    with FixtureServer(routes={p: slow for p in paths}) as server:
+        server.pages["/feed.xml"] = _feed(server.base, paths)
+        topics = tmp_path / "topics.toml"
+        topics.write_text(f'[[topic]]\nname = "t"\nmax_age_days = 0\nfeeds = ["{server.base}/feed.xml"]\n')
+        result = run_crawl(topics, tmp_path / "news.db", "-s", "CONCURRENT_REQUESTS_PER_DOMAIN=2")  # conftest: DOWNLOAD_DELAY=0
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert state["max"] == 2, state  # the limit, reached and never exceeded
+    assert open_store(tmp_path / "news.db").execute("select count(*) from articles").fetchone()[0] == len(paths)

@@ -34,6 +34,7 @@ from crawler.discovery import (
 )
 from crawler.failures import describe_failure
 from crawler.items import ArticleItem
+from crawler.politeness import enforce_concurrency_limits
 from crawler.spiders.meta import ARTICLE, HINTS, KEY, SEARCH_QUERY, SEARCH_URL, SOURCE, TOPICS
 from crawler.spiders.search_sources import SearchSources
 from crawler.stats import count
@@ -55,6 +56,11 @@ class NewsSpider(SearchSources, scrapy.Spider):
         # is (topic, kind, source URL, search query or ""). Tuples, not sets (a long crawl
         # holds one entry per URL), and _FETCHED once the page has been handled.
         self._scheduled: dict[str, tuple[tuple[str, ...], tuple[tuple[str, str, str, str], ...]]] = {}
+
+    @classmethod
+    def update_settings(cls, settings):
+        super().update_settings(settings)  # the search services' slots (SearchSources)
+        enforce_concurrency_limits(settings)  # a delay of 0 would lift the per-domain limits
 
     @classmethod
     def from_crawler(cls, crawler, *args, **kwargs):

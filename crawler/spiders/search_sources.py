@@ -16,11 +16,11 @@ from urllib.parse import urlsplit
 
 import scrapy
 from scrapy.http import Response
-from scrapy.settings import SETTINGS_PRIORITIES
 from twisted.python.failure import Failure
 
 from crawler.discovery import Candidate
 from crawler.failures import describe_failure
+from crawler.politeness import override_priority
 from crawler.search import (
     DEFAULT_DELAYS,
     GOOGLE_FORM_CONTENT_TYPE,
@@ -91,8 +91,7 @@ class SearchSources:
         slots = settings.getdict("DOWNLOAD_SLOTS")
         for service, delay in delays.items():
             slots[search_slot(service)] = {"concurrency": 1, "delay": float(delay), "jitter": 0}
-        priority = max(settings.getpriority("DOWNLOAD_SLOTS") or 0, SETTINGS_PRIORITIES["spider"])
-        settings.set("DOWNLOAD_SLOTS", slots, priority=priority)
+        settings.set("DOWNLOAD_SLOTS", slots, priority=override_priority(settings, "DOWNLOAD_SLOTS"))
 
     def parse_search(self, response: Response):
         service = response.meta[SOURCE]
