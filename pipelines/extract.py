@@ -26,7 +26,7 @@ from pipelines.flow import InFlight, limit as in_flight_limit
 from pipelines.dates import resolve_published
 from pipelines.detect import article_verdict
 from pipelines.group import Grouper, features
-from pipelines.textclean import clean_text, page_text_chars
+from pipelines.textclean import clean_text, clean_title, page_text_chars
 from pipelines.textnorm import block_key, content_hash
 
 logger = logging.getLogger(__name__)
@@ -126,7 +126,7 @@ def extract(body: bytes, encoding: str | None, url: str, hints: dict | None, opt
         verdict = article_verdict(tree, url, data)  # trafilatura worked on a copy: the tree is intact
         if verdict:
             raise NotAnArticle(verdict)
-    title = (data.get("title") or hints.get("title") or "").strip() or None
+    title = clean_title((data.get("title") or hints.get("title") or "").strip(), data.get("sitename"), url) or None
     published, published_source = resolve_published(tree, url, data.get("date"), hints)
     result = {
         "title": title,

@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 
 from pipelines.detect import host_and_path
 
-__all__ = ["clean_text", "page_text_chars", "site_host"]
+__all__ = ["clean_text", "clean_title", "page_text_chars", "site_host"]
 
 _MARK = re.compile(r"^\s*(?:[-•*·▪►]\s+)+")  # list-item markers trafilatura or the page put in front
 _BOILER = re.compile(
@@ -172,3 +172,41 @@ def clean_text(text: str, tree, url: str, title: str | None) -> str:
         keep[i] = False
 
     return "\n".join(line for line, k in zip(lines, keep) if k)
+
+
+# "Headline | Site", "Headline - Section | Site", "Headline – DW – 13.06.2023"
+_TITLE_SEPARATOR = re.compile(r"\s+[|–—·•»/-]{1,2}\s+|\s+::\s+")
+_SUFFIX_MAX_WORDS = 6
+
+
+def clean_title(title: str | None, sitename: str | None, url: str) -> str | None:
+    """``title`` without a trailing site name ("... | Börsen-Zeitung", "... - Golem.de",
+    "... - National | Global News"): the part from the first separator whose remainder is
+    short (at most 6 words) and names the site (its name, or its host's name: golem for
+    golem.de). A title with no such suffix is returned as it is."""
+    if not title:
+        return title
+    names = {_norm(sitename or "")} | _host_names(site_host(url))
+    names = {n for n in names if len(n) >= 2}
+    if not names:
+        return title
+    for m in _TITLE_SEPARATOR.finditer(title):
+        head, rest = title[: m.start()].strip(), title[m.end():].strip()
+        if len(head.split()) < 2 or len(rest.split()) > _SUFFIX_MAX_WORDS:
+            continue
+        low = _norm(rest)
+        if any(n in low for n in names):
+            return head
+    return title
+
+
+def _host_names(host: str) -> set[str]:
+    """Names a site goes by in its titles, from its host: golem.de -> {"golem.de", "golem"}."""
+    host = _host(host)
+    if not host or host.replace(".", "").isdigit():
+        return set()
+    labels = host.split(".")
+    main = labels[-2] if len(labels) >= 2 else labels[0]
+    if len(labels) >= 3 and len(labels[-2]) <= 3:  # bbc.co.uk, abc.net.au
+        main = labels[-3]
+    return {host, main} if len(main) >= 3 else {host}

@@ -57,3 +57,17 @@ def test_headings_listed_in_a_table_of_contents_stay():
     tree = lxml.html.fromstring(TOC_PAGE)
     text = clean_text("\n".join(lines), tree, "https://coast.example/garden/winter", "How to plan a winter garden").split("\n")
     assert text == lines[:3]  # the table-of-contents headings stay; the run of links to other pages goes
+
+
+def test_title_loses_a_trailing_site_name_only():
+    from pipelines.textclean import clean_title
+
+    url = "https://www.harbourtimes.example/news/ferry"
+    assert clean_title("Ferry timetable approved | Harbour Times", "Harbour Times", url) == "Ferry timetable approved"
+    assert clean_title("Ferry timetable approved - Local | Harbour Times", "Harbour Times", url) == "Ferry timetable approved"
+    assert clean_title("Ferry timetable approved – harbourtimes.example", None, url) == "Ferry timetable approved"  # the host's name
+    # a dash inside the headline, a section that is not the site, a long remainder: kept
+    assert clean_title("Council - and the ferry board - agree", "Harbour Times", url) == "Council - and the ferry board - agree"
+    assert clean_title("Ferry timetable approved | Opinion", "Harbour Times", url) == "Ferry timetable approved | Opinion"
+    long = "Ferry board - what the Harbour Times readers said about the new winter timetable this week"
+    assert clean_title(long, "Harbour Times", url) == long
