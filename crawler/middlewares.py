@@ -17,6 +17,7 @@ from scrapy.downloadermiddlewares.useragent import UserAgentMiddleware
 from scrapy.exceptions import IgnoreRequest, NotConfigured
 from scrapy.utils.response import response_status_message
 
+from crawler import signals as news_signals
 from crawler.spiders.meta import ARTICLE, KEY, SOURCE, TOPICS, search_slot
 from crawler.stats import count
 from crawler.urls import RefusedAddress, canonical_url, is_public_address, origin, page_canonical
@@ -221,7 +222,9 @@ class SeenArticlesMiddleware:
     article asked for by a topic it is not tagged with is matched against that topic's query
     from its stored text, and tagged when it matches. The sources that listed a stored
     article again (a new feed, a search) are recorded in article_sources for the topics it
-    is tagged with, as the store does for a fetched article.
+    is tagged with, as the store does for a fetched article. Those rows go to the store
+    (signal ``seen_article_rows``), which writes them with its next batch on its writer
+    thread: the middleware only reads.
     """
 
     def __init__(self, reader: _StoreReader, stats, topics=(), crawler=None):
@@ -276,10 +279,8 @@ class SeenArticlesMiddleware:
             for t, kind, source, query in self._found_by(request)
             if t in tagged
         ]
-        if topic_rows or source_rows:
-            with db.atomic():
-                db["article_topics"].insert_all(topic_rows, ignore=True)
-                db["article_sources"].insert_all(source_rows, ignore=True)
+        if (topic_rows or source_rows) and self.crawler is not None:
+            self.crawler.signals.send_catch_log(news_signals.seen_article_rows, article_topics=topic_rows, article_sources=source_rows)
 
     def _found_by(self, request) -> tuple:
         """(topic, kind, source, query) of the sources that listed the request's article (the spider knows them)."""

@@ -123,6 +123,7 @@ class StorePipeline:
         self.test_pause_file = test_pause_file  # NEWS_TEST_WRITE_PAUSE_FILE (tests only)
         self._buffer: list[dict] = []
         self._outcomes: list[dict] = []
+        self._seen_rows: list[tuple[str, dict]] = []  # (table, row) for stored articles listed again
         self._executor: ThreadPoolExecutor | None = None
         self._db = None
         self._timer: asyncio.TimerHandle | None = None
@@ -146,6 +147,7 @@ class StorePipeline:
         )
         fix_mmap_threshold(settings.getint("NEWS_MALLOC_MMAP_THRESHOLD", 1 << 20))  # the crawl process's heap (pipelines/memory.py)
         crawler.signals.connect(pipeline.item_dropped, signal=signals.item_dropped)
+        crawler.signals.connect(pipeline.seen_article_rows, signal=news_signals.seen_article_rows)
         return pipeline
 
     # -- lifecycle ------------------------------------------------------------------
@@ -188,8 +190,13 @@ class StorePipeline:
             self._outcomes.append({"url": item["url"], "topic": topic, "outcome": exception.outcome, "reason": str(exception)})
         asyncio.ensure_future(self._added())
 
+    def seen_article_rows(self, article_topics=(), article_sources=()):
+        """Topics and sources of an already stored article listed again (SeenArticlesMiddleware)."""
+        self._seen_rows.extend([("article_topics", r) for r in article_topics] + [("article_sources", r) for r in article_sources])
+        asyncio.ensure_future(self._added())
+
     async def _added(self) -> None:
-        if len(self._buffer) + len(self._outcomes) >= self.batch_size:
+        if len(self._buffer) + len(self._outcomes) + len(self._seen_rows) >= self.batch_size:
             await self._flush()
         elif self._timer is None:
             loop = asyncio.get_running_loop()
@@ -202,15 +209,16 @@ class StorePipeline:
         task.add_done_callback(self._flushing.discard)
 
     async def _flush(self) -> None:
-        if not self._buffer and not self._outcomes:
+        if not self._buffer and not self._outcomes and not self._seen_rows:
             return
         batch, self._buffer = self._buffer, []
         outcomes, self._outcomes = self._outcomes, []
+        seen_rows, self._seen_rows = self._seen_rows, []
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
         run_id = self.stats.get_value("news/run_id")
-        writing = asyncio.wrap_future(self._executor.submit(self._write, batch, outcomes, run_id))
+        writing = asyncio.wrap_future(self._executor.submit(self._write, batch, outcomes, run_id, seen_rows))
         self._writing.add(writing)
         writing.add_done_callback(self._writing.discard)
         try:
@@ -227,13 +235,19 @@ class StorePipeline:
         logger.debug("Stored %d article(s), %d already present", len(stored), len(seen))
 
     # -- the writer thread ----------------------------------------------------------------
-    def _write(self, batch: list[dict], outcomes: list[dict], run_id: int | None) -> tuple[list[dict], list[dict]]:
+    def _write(
+        self, batch: list[dict], outcomes: list[dict], run_id: int | None, seen_rows: list[tuple[str, dict]] = ()
+    ) -> tuple[list[dict], list[dict]]:
         db = self._db
         now = datetime.now(timezone.utc).isoformat(timespec="seconds")
         stored, seen = [], []
         with write_transaction(db):
             if outcomes:
                 db["url_outcomes"].insert_all(({**o, "run_id": run_id, "at": now} for o in outcomes), replace=True)
+            for table in ("article_topics", "article_sources"):
+                rows = [row for t, row in seen_rows if t == table]
+                if rows:
+                    db[table].insert_all(rows, ignore=True)
             for row in batch:
                 exists = db.execute("SELECT 1 FROM articles WHERE url = ?", [row["url"]]).fetchone()
                 topic_rows = [
