@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
-import json
 import ipaddress
 import socket
 import logging
@@ -17,8 +16,7 @@ from scrapy.downloadermiddlewares.useragent import UserAgentMiddleware
 from scrapy.exceptions import IgnoreRequest, NotConfigured
 from scrapy.utils.response import response_status_message
 
-from crawler import signals as news_signals
-from crawler.spiders.meta import ARTICLE, KEY, SOURCE, TOPICS, search_slot
+from crawler.spiders.meta import ARTICLE, SOURCE, STORED_AS, TOPICS, search_slot
 from crawler.stats import count
 from crawler.urls import RefusedAddress, canonical_url, is_public_address, origin, page_canonical
 from pipelines.db import open_db
@@ -218,75 +216,29 @@ class SeenArticlesMiddleware:
     (not an article; irrelevant to every topic asking for it).
 
     Checked twice: before the request (its canonical URL) and after the response (the
-    page's own rel=canonical / og:url, when it names another URL of the same site). A stored
-    article asked for by a topic it is not tagged with is matched against that topic's query
-    from its stored text, and tagged when it matches. The sources that listed a stored
-    article again (a new feed, a search) are recorded in article_sources for the topics it
-    is tagged with, as the store does for a fetched article. Those rows go to the store
-    (signal ``seen_article_rows``), which writes them with its next batch on its writer
-    thread: the middleware only reads.
+    page's own rel=canonical / og:url, when it names another URL of the same site). A
+    request skipped because its article is stored carries the stored URL (meta STORED_AS):
+    the spider sends its sources and topics on to the store (signal article_listed), which
+    tags the article with new topics whose query it matches and records the sources, on its
+    writer thread. This middleware only reads.
     """
 
-    def __init__(self, reader: _StoreReader, stats, topics=(), crawler=None):
+    def __init__(self, reader: _StoreReader, stats):
         self.reader = reader
         self.stats = stats
-        self.topics = {t.name: t for t in topics}
-        self.crawler = crawler
 
     @classmethod
     def from_crawler(cls, crawler):
-        from crawler.topics import TopicsError, load_topics
-
         db_path = crawler.settings.get("NEWS_DB")
         if not db_path:
             raise NotConfigured("NEWS_DB is not set")
-        try:
-            topics = load_topics(crawler.settings.get("NEWS_TOPICS"))
-        except TopicsError:
-            topics = ()  # the spider reports the problem and stops
-        return cls(_StoreReader(db_path), crawler.stats, topics, crawler)
+        return cls(_StoreReader(db_path), crawler.stats)
 
     def process_request(self, request):
         if request.meta.get(ARTICLE):
             url = canonical_url(request.url)
-            why = self.reader.known(url, request.meta.get(TOPICS, ()))
-            if why == "already stored":
-                self._seen_stored(url, request)
-            if why:
-                self._skip(request, why)
+            self._check(request, url, self.reader.known(url, request.meta.get(TOPICS, ())))
         return None
-
-    def _seen_stored(self, url: str, request) -> None:
-        """A stored article listed again: tag it with its new topics whose query it matches
-        (a topic added later, another topic's feed; from the stored text, no fetch), and record
-        the sources that listed it for the topics it is tagged with."""
-        db = self.reader.db
-        now = datetime.now(timezone.utc).isoformat(timespec="seconds")
-        run_id = self.stats.get_value("news/run_id")
-        tagged = {t for (t,) in db.execute("SELECT topic FROM article_topics WHERE url = ?", [url]).fetchall()}
-        new = [t for t in request.meta.get(TOPICS, ()) if t not in tagged and t in self.topics]
-        topic_rows = []
-        if new:
-            title, text = db.execute("SELECT title, text FROM articles WHERE url = ?", [url]).fetchone()
-            for name in new:
-                matched = self.topics[name].match(f"{title or ''}\n{text or ''}")
-                if matched is not None:
-                    topic_rows.append({"url": url, "topic": name, "matched": json.dumps(sorted(matched)), "run_id": run_id, "added_at": now})
-                    tagged.add(name)
-                    count(self.stats, "stored", [name], total=False)
-        source_rows = [
-            {"url": url, "topic": t, "kind": kind, "source": source, "query": query, "run_id": run_id, "found_at": now}
-            for t, kind, source, query in self._found_by(request)
-            if t in tagged
-        ]
-        if (topic_rows or source_rows) and self.crawler is not None:
-            self.crawler.signals.send_catch_log(news_signals.seen_article_rows, article_topics=topic_rows, article_sources=source_rows)
-
-    def _found_by(self, request) -> tuple:
-        """(topic, kind, source, query) of the sources that listed the request's article (the spider knows them)."""
-        spider = getattr(self.crawler, "spider", None)
-        key = request.meta.get(KEY) or canonical_url(request.url)
-        return spider.found_by(key) if hasattr(spider, "found_by") else ()
 
     def process_response(self, request, response):
         if not request.meta.get(ARTICLE) or response.status != 200:
@@ -294,14 +246,15 @@ class SeenArticlesMiddleware:
         found = page_canonical(response.body, response.url)
         if found and found != canonical_url(request.url):
             why = self.reader.known(found, request.meta.get(TOPICS, ()))
-            if why == "already stored":
-                self._seen_stored(found, request)
-            if why:
-                self._skip(request, f"{why}: {found}")
+            self._check(request, found, f"{why}: {found}" if why else None)
             request.meta["news_canonical"] = found
         return response
 
-    def _skip(self, request, why: str):
+    def _check(self, request, url: str, why: str | None) -> None:
+        if not why:
+            return
+        if why.startswith("already stored"):
+            request.meta[STORED_AS] = url
         count(self.stats, "skipped_seen", request.meta.get(TOPICS, ()))
         logger.debug("Skipping %s: %s", request.url, why)
         raise IgnoreRequest(why)

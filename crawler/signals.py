@@ -6,7 +6,10 @@ fetch_failed = object()
 #: sent by StorePipeline once its last batch is written (before spider_closed): kwargs run_id
 store_finished = object()
 
-#: sent by SeenArticlesMiddleware for an already stored article listed again: kwargs
-#: article_topics, article_sources (rows to add); StorePipeline writes them with its next
-#: batch, on its writer thread (the reactor never waits for SQLite's write lock)
-seen_article_rows = object()
+#: sent by the spider when an article it will not fetch (again) is listed by a source: the
+#: URL is stored (an earlier crawl; SeenArticlesMiddleware skipped it) or was fetched in this
+#: crawl (it may still be on its way to the store). kwargs url (the stored URL), sources
+#: ((topic, kind, source URL, query), ...). StorePipeline tags the article with the topics
+#: whose query its stored text matches and records the sources for the topics it is tagged
+#: with, on its writer thread, once the article is stored (the reactor never waits for SQLite)
+article_listed = object()

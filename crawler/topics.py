@@ -78,6 +78,16 @@ def load_topics(path: str | Path) -> tuple[Topic, ...]:
     return parse_topics(data, where)
 
 
+def topics_by_name(settings) -> dict[str, Topic]:
+    """The topics of NEWS_TOPICS by name, for pipelines that match queries. A bad or missing
+    file gives none: the spider reports it at start and stops the crawl."""
+    path = settings.get("NEWS_TOPICS")
+    try:
+        return {t.name: t for t in load_topics(path)} if path else {}
+    except TopicsError:
+        return {}
+
+
 def parse_topics(data: dict, where: str = "topics") -> tuple[Topic, ...]:
     unknown_top = set(data) - {"topic"}
     if unknown_top:

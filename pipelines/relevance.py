@@ -8,7 +8,7 @@ from scrapy.exceptions import NotConfigured
 
 from crawler.items import ArticleItem
 from crawler.stats import count
-from crawler.topics import load_topics
+from crawler.topics import topics_by_name
 from pipelines.drops import IrrelevantDrop
 
 logger = logging.getLogger(__name__)
@@ -22,21 +22,15 @@ class RelevancePipeline:
     ``irrelevant``; an article that matches none is dropped.
     """
 
-    def __init__(self, topics, stats):
-        self.topics = {t.name: t for t in topics}
+    def __init__(self, topics: dict, stats):
+        self.topics = topics  # name -> Topic
         self.stats = stats
 
     @classmethod
     def from_crawler(cls, crawler):
-        path = crawler.settings.get("NEWS_TOPICS")
-        if not path:
+        if not crawler.settings.get("NEWS_TOPICS"):
             raise NotConfigured("NEWS_TOPICS is not set")
-        # The spider reports a bad file at start; here an unreadable one just means no topics.
-        try:
-            topics = load_topics(path)
-        except ValueError:
-            topics = ()
-        return cls(topics, crawler.stats)
+        return cls(topics_by_name(crawler.settings), crawler.stats)
 
     def process_item(self, item):
         if not isinstance(item, ArticleItem):

@@ -29,6 +29,7 @@ from scrapy.exceptions import NotConfigured
 from crawler import signals as news_signals
 from crawler.items import ArticleItem
 from crawler.stats import count
+from crawler.topics import topics_by_name
 from pipelines.db import open_db
 from pipelines.drops import IrrelevantDrop, NotAnArticleDrop
 from pipelines.group import Grouper
@@ -101,6 +102,12 @@ class StorePipeline:
 
     Pages dropped as not an article, or as irrelevant to all their topics, are recorded in
     ``url_outcomes`` (through the item_dropped signal) so later crawls do not fetch them again.
+
+    A source listing an article the spider does not fetch (again) (signal article_listed: the
+    article is stored, or this crawl fetched it and it may still be in extraction) tags the
+    stored article with that source's topic when the topic's query matches its stored title
+    and text, and is recorded in ``article_sources`` for the topics the article is tagged
+    with. Listings of an article not stored yet wait for it until the end of the crawl.
     """
 
     def __init__(
@@ -112,6 +119,7 @@ class StorePipeline:
         grouper=None,
         trimmer: HeapTrimmer | None = None,
         test_pause_file: str | None = None,
+        topics: dict | None = None,
     ):
         self.crawler = crawler
         self.stats = crawler.stats
@@ -123,7 +131,9 @@ class StorePipeline:
         self.test_pause_file = test_pause_file  # NEWS_TEST_WRITE_PAUSE_FILE (tests only)
         self._buffer: list[dict] = []
         self._outcomes: list[dict] = []
-        self._seen_rows: list[tuple[str, dict]] = []  # (table, row) for stored articles listed again
+        self.topics = topics or {}  # name -> Topic, to tag articles listed again
+        self._listed: list[tuple[str, tuple]] = []  # (url, sources) from article_listed, not written yet
+        self._listed_waiting: list[tuple[str, tuple]] = []  # those whose article is not stored yet
         self._executor: ThreadPoolExecutor | None = None
         self._db = None
         self._timer: asyncio.TimerHandle | None = None
@@ -144,10 +154,11 @@ class StorePipeline:
             Grouper.from_settings(settings) if settings.getbool("NEWS_GROUPING", True) else None,
             HeapTrimmer(settings.getfloat("NEWS_MALLOC_TRIM_SECONDS", 1.0)),
             settings.get("NEWS_TEST_WRITE_PAUSE_FILE") or None,
+            topics_by_name(settings),
         )
         fix_mmap_threshold(settings.getint("NEWS_MALLOC_MMAP_THRESHOLD", 1 << 20))  # the crawl process's heap (pipelines/memory.py)
         crawler.signals.connect(pipeline.item_dropped, signal=signals.item_dropped)
-        crawler.signals.connect(pipeline.seen_article_rows, signal=news_signals.seen_article_rows)
+        crawler.signals.connect(pipeline.article_listed, signal=news_signals.article_listed)
         return pipeline
 
     # -- lifecycle ------------------------------------------------------------------
@@ -162,9 +173,9 @@ class StorePipeline:
     async def close_spider(self):
         if self._timer is not None:
             self._timer.cancel()
-        await self._flush()
-        if self._flushing:
-            await asyncio.gather(*self._flushing, return_exceptions=True)
+        while self._flushing or self._writing:  # batches on their way: their waiting listings come back
+            await asyncio.gather(*self._flushing, *self._writing, return_exceptions=True)
+        await self._flush(final=True)
         self._executor.submit(self._db.close).result()
         self._executor.shutdown(wait=True)
         # everything is written: components that post-process this crawl's articles go now,
@@ -188,15 +199,20 @@ class StorePipeline:
         topics = [""] if isinstance(exception, NotAnArticleDrop) else list(item.get("topics") or ())
         for topic in topics:
             self._outcomes.append({"url": item["url"], "topic": topic, "outcome": exception.outcome, "reason": str(exception)})
-        asyncio.ensure_future(self._added())
+        self._track(asyncio.ensure_future(self._added()))
 
-    def seen_article_rows(self, article_topics=(), article_sources=()):
-        """Topics and sources of an already stored article listed again (SeenArticlesMiddleware)."""
-        self._seen_rows.extend([("article_topics", r) for r in article_topics] + [("article_sources", r) for r in article_sources])
-        asyncio.ensure_future(self._added())
+    def article_listed(self, url: str, sources=()):
+        """A source listed an article that is not fetched (again): ``sources`` are (topic,
+        kind, source URL, query)."""
+        self._listed.append((url, tuple(sources)))
+        self._track(asyncio.ensure_future(self._added()))
+
+    def _track(self, task: asyncio.Future) -> None:
+        self._flushing.add(task)
+        task.add_done_callback(self._flushing.discard)
 
     async def _added(self) -> None:
-        if len(self._buffer) + len(self._outcomes) + len(self._seen_rows) >= self.batch_size:
+        if len(self._buffer) + len(self._outcomes) + len(self._listed) >= self.batch_size:
             await self._flush()
         elif self._timer is None:
             loop = asyncio.get_running_loop()
@@ -204,25 +220,25 @@ class StorePipeline:
 
     def _flush_later(self) -> None:
         self._timer = None
-        task = asyncio.ensure_future(self._flush())
-        self._flushing.add(task)
-        task.add_done_callback(self._flushing.discard)
+        self._track(asyncio.ensure_future(self._flush()))
 
-    async def _flush(self) -> None:
-        if not self._buffer and not self._outcomes and not self._seen_rows:
+    async def _flush(self, final: bool = False) -> None:
+        """Write what is buffered. ``final``: the crawl's last write; listings still waiting
+        for their article after it are dropped (the article was not stored)."""
+        if not self._buffer and not self._outcomes and not self._listed and not final:
             return
         batch, self._buffer = self._buffer, []
         outcomes, self._outcomes = self._outcomes, []
-        seen_rows, self._seen_rows = self._seen_rows, []
+        listed, self._listed, self._listed_waiting = self._listed_waiting + self._listed, [], []
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
         run_id = self.stats.get_value("news/run_id")
-        writing = asyncio.wrap_future(self._executor.submit(self._write, batch, outcomes, run_id, seen_rows))
+        writing = asyncio.wrap_future(self._executor.submit(self._write, batch, outcomes, run_id, listed))
         self._writing.add(writing)
         writing.add_done_callback(self._writing.discard)
         try:
-            stored, seen = await writing
+            stored, seen, tagged, waiting = await writing
         except Exception:
             logger.exception("Could not write %d article(s) to %s", len(batch), self.db_path)
             for row in batch:
@@ -232,22 +248,26 @@ class StorePipeline:
             count(self.stats, "stored", row["topics"])
         for row in seen:
             count(self.stats, "skipped_seen", row["topics"])
+        for topic in tagged:  # a stored article tagged with one more topic: stored for it, not in total
+            count(self.stats, "stored", [topic], total=False)
+        if final and waiting:
+            logger.debug("%d listing(s) of articles that were not stored are not recorded", len(waiting))
+        elif waiting:
+            self._listed_waiting.extend(waiting)
         logger.debug("Stored %d article(s), %d already present", len(stored), len(seen))
 
     # -- the writer thread ----------------------------------------------------------------
     def _write(
-        self, batch: list[dict], outcomes: list[dict], run_id: int | None, seen_rows: list[tuple[str, dict]] = ()
-    ) -> tuple[list[dict], list[dict]]:
+        self, batch: list[dict], outcomes: list[dict], run_id: int | None, listed: list[tuple[str, tuple]] = ()
+    ) -> tuple[list[dict], list[dict], list[str], list[tuple[str, tuple]]]:
+        """Write one batch in one transaction; return the rows stored, the rows already
+        present, the topics newly tagged on listed articles, and the listings still waiting."""
         db = self._db
         now = datetime.now(timezone.utc).isoformat(timespec="seconds")
         stored, seen = [], []
         with write_transaction(db):
             if outcomes:
                 db["url_outcomes"].insert_all(({**o, "run_id": run_id, "at": now} for o in outcomes), replace=True)
-            for table in ("article_topics", "article_sources"):
-                rows = [row for t, row in seen_rows if t == table]
-                if rows:
-                    db[table].insert_all(rows, ignore=True)
             for row in batch:
                 exists = db.execute("SELECT 1 FROM articles WHERE url = ?", [row["url"]]).fetchone()
                 topic_rows = [
@@ -280,10 +300,40 @@ class StorePipeline:
                 stored.append(row)
             if self.grouper is not None and stored:
                 self._group(db, stored)
+            tagged, waiting = self._write_listed(db, listed, run_id, now)
         if self.trimmer is not None:
             # this batch's rows and grouping features are garbage now: hand the pages back
             self.trimmer.maybe_trim()
-        return stored, seen
+        return stored, seen, tagged, waiting
+
+    def _write_listed(self, db, listed, run_id, now) -> tuple[list[str], list[tuple[str, tuple]]]:
+        """Topics and sources of articles listed again (see the class docstring)."""
+        tagged_now, waiting = [], []
+        for url, sources in listed:
+            article = db.execute("SELECT title, text FROM articles WHERE url = ?", [url]).fetchone()
+            if article is None:
+                waiting.append((url, sources))
+                continue
+            tagged = {t for (t,) in db.execute("SELECT topic FROM article_topics WHERE url = ?", [url]).fetchall()}
+            for name in dict.fromkeys(source[0] for source in sources):
+                topic = self.topics.get(name)
+                if name in tagged or topic is None:
+                    continue
+                matched = topic.match(f"{article[0] or ''}\n{article[1] or ''}")
+                if matched is not None:
+                    db["article_topics"].insert(
+                        {"url": url, "topic": name, "matched": json.dumps(sorted(matched)), "run_id": run_id, "added_at": now}, ignore=True
+                    )
+                    tagged.add(name)
+                    tagged_now.append(name)
+            rows = [
+                {"url": url, "topic": t, "kind": kind, "source": source, "query": query, "run_id": run_id, "found_at": now}
+                for t, kind, source, query in sources
+                if t in tagged
+            ]
+            if rows:
+                db["article_sources"].insert_all(rows, ignore=True)
+        return tagged_now, waiting
 
     def _test_pause(self) -> None:
         """NEWS_TEST_WRITE_PAUSE_FILE: mark the moment, then hold the open transaction (once)."""

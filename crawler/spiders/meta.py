@@ -14,6 +14,7 @@ SEARCH_QUERY = "news_search_query"  # the query sent to a search service
 KEY = "news_key"  # the canonical URL an article was scheduled under (before redirects)
 SEARCH_URL = "news_search_url"  # on requests resolving a Google News link: the search that listed it
 GOOGLE_LINK = "news_google_link"  # on those requests: (the search result, the resolution step)
+STORED_AS = "news_stored_as"  # set by SeenArticlesMiddleware on an article request it skips: the stored URL
 # meta of a request to a search service's own host: its download slot, spaced exactly by
 # NEWS_SEARCH_DELAYS (AutoThrottle would bring every slot's delay down to the latency)
 NO_THROTTLE = {"autothrottle_dont_adjust_delay": True}

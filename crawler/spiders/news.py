@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta, timezone
+from typing import NamedTuple
 from urllib.parse import urlsplit
 
 import scrapy
@@ -35,7 +36,7 @@ from crawler.discovery import (
 from crawler.failures import describe_failure
 from crawler.items import ArticleItem
 from crawler.politeness import enforce_concurrency_limits
-from crawler.spiders.meta import ARTICLE, HINTS, KEY, SEARCH_QUERY, SEARCH_URL, SOURCE, TOPICS
+from crawler.spiders.meta import ARTICLE, HINTS, KEY, SEARCH_QUERY, SEARCH_URL, SOURCE, STORED_AS, TOPICS
 from crawler.spiders.search_sources import SearchSources
 from crawler.stats import count
 from crawler.topics import Topic, TopicsError, load_topics, select_topics
@@ -43,7 +44,13 @@ from crawler.urls import canonical_url, origin
 
 logger = logging.getLogger(__name__)
 
-_FETCHED = ((), ())  # NewsSpider._scheduled value of a URL whose page was handled
+
+class Handled(NamedTuple):
+    """NewsSpider._scheduled value of a URL whose request is done (fetched, or skipped as seen)."""
+
+    url: str  # the URL its article is stored under (a page's rel=canonical), else the key
+    topics: tuple[str, ...]
+
 
 class NewsSpider(SearchSources, scrapy.Spider):
     name = "news"
@@ -54,8 +61,9 @@ class NewsSpider(SearchSources, scrapy.Spider):
         self.topics: tuple[Topic, ...] = ()
         # canonical URL -> (topics, sources) for articles scheduled in this crawl; a source
         # is (topic, kind, source URL, search query or ""). Tuples, not sets (a long crawl
-        # holds one entry per URL), and _FETCHED once the page has been handled.
-        self._scheduled: dict[str, tuple[tuple[str, ...], tuple[tuple[str, str, str, str], ...]]] = {}
+        # holds one entry per URL), and a Handled once its request is done: a source listing
+        # it after that is sent on to the store (signal article_listed).
+        self._scheduled: dict[str, tuple[tuple[str, ...], tuple[tuple[str, str, str, str], ...]] | Handled] = {}
 
     @classmethod
     def update_settings(cls, settings):
@@ -180,9 +188,9 @@ class NewsSpider(SearchSources, scrapy.Spider):
 
     def found_by(self, url: str) -> tuple[tuple[str, str, str, str], ...]:
         """(topic, kind, source URL, search query) of every source that listed ``url`` (its
-        canonical form, as scheduled) in this crawl so far; () once its page was handled."""
+        canonical form, as scheduled) in this crawl so far; () once its request is done."""
         entry = self._scheduled.get(url)
-        return entry[1] if entry else ()
+        return () if entry is None or isinstance(entry, Handled) else entry[1]
 
     def _not_modified(self, response: Response) -> bool:
         if response.status == 304:
@@ -210,7 +218,12 @@ class NewsSpider(SearchSources, scrapy.Spider):
                 continue
             found_by = tuple((t, source_kind, source_url, response.meta.get(SEARCH_QUERY, "")) for t in topics)
             known = self._scheduled.get(url)
-            if known is _FETCHED:  # already handled in this crawl
+            if isinstance(known, Handled):  # fetched or skipped already: the store records the source
+                new = tuple(t for t in topics if t not in known.topics)
+                if new:
+                    self._scheduled[url] = Handled(known.url, known.topics + new)
+                    count(self.crawler.stats, "discovered", new, total=False)
+                self._listed(known.url, found_by)
                 continue
             if known is not None:
                 new = tuple(t for t in topics if t not in known[0])
@@ -242,10 +255,8 @@ class NewsSpider(SearchSources, scrapy.Spider):
     def parse_article(self, response: Response):
         request_url = canonical_url(response.request.url) if response.request else canonical_url(response.url)
         key = response.meta.get(KEY, request_url)
-        entry = self._scheduled.get(key)
-        topic_set, found_by = (tuple(response.meta[TOPICS]), ()) if entry is None or entry is _FETCHED else entry
-        if entry is not None:
-            self._scheduled[key] = _FETCHED  # the URL stays known (no second fetch); its details are done
+        url = response.meta.get("news_canonical") or request_url
+        topic_set, found_by = self._handled(key, url, response.meta[TOPICS])
         topics = tuple(sorted(set(topic_set)))
         google = origin(self.search_bases["google_news"])
         if origin(key) == google and origin(response.url) == google:
@@ -265,7 +276,7 @@ class NewsSpider(SearchSources, scrapy.Spider):
             self._fail(response.url, "not_html", f"content type {content_type or 'none'}", topics)
             return
         yield ArticleItem(
-            url=response.meta.get("news_canonical") or request_url,
+            url=url,
             fetched_url=response.request.url if response.request else response.url,
             topics=topics,
             sources=[{"topic": t, "kind": k, "source": src, "query": q} for t, k, src, q in sorted(set(found_by))],
@@ -285,8 +296,14 @@ class NewsSpider(SearchSources, scrapy.Spider):
         if kind == "robots":
             count(self.crawler.stats, "robots_blocked", topics)
             return
-        if kind == "ignored":
-            return  # seen articles: counted where they were decided
+        if kind == "ignored":  # seen articles: counted where they were decided
+            key = request.meta.get(KEY)
+            stored = request.meta.get(STORED_AS)
+            if key:
+                _, found_by = self._handled(key, stored or key, topics)
+                if stored:
+                    self._listed(stored, found_by)
+            return
         count(self.crawler.stats, "errors", topics)
         hops = request.meta.get("redirect_urls") or []
         url = hops[0] if hops else request.url  # the link as found, not the last redirect hop
@@ -294,6 +311,20 @@ class NewsSpider(SearchSources, scrapy.Spider):
             detail = f"{detail} (after {len(hops)} redirect(s), last {request.url})"
         logger.warning("Failed %s (%s): %s", url, kind, detail)
         self._fail(url, kind, detail, topics)
+
+    def _handled(self, key: str, url: str, topics) -> tuple[tuple[str, ...], tuple]:
+        """Mark the request for ``key`` done (its article is, or would be, stored as ``url``);
+        return the topics and sources (topic, kind, source URL, query) that listed it."""
+        entry = self._scheduled.get(key)
+        if entry is None or isinstance(entry, Handled):
+            return tuple(topics), ()
+        self._scheduled[key] = Handled(url, entry[0])  # the URL stays known: no second fetch
+        return entry
+
+    def _listed(self, url: str, found_by) -> None:
+        """Sources that listed a stored (or being stored) article: the store records them."""
+        if found_by:
+            self.crawler.signals.send_catch_log(signals.article_listed, url=url, sources=tuple(found_by))
 
     def _fail(self, url: str, kind: str, detail: str, topics) -> None:
         self.crawler.signals.send_catch_log(signals.fetch_failed, url=url, kind=kind, detail=detail, topics=tuple(topics))
