@@ -14,9 +14,11 @@ from scrapy import signals
 from scrapy.downloadermiddlewares.retry import RetryMiddleware
 from scrapy.downloadermiddlewares.useragent import UserAgentMiddleware
 from scrapy.exceptions import IgnoreRequest, NotConfigured
+from scrapy.http import Response
 from scrapy.utils.response import response_status_message
 
-from crawler.spiders.meta import ARTICLE, SOURCE, STORED_AS, TOPICS, search_slot
+from crawler.search import google_article_id
+from crawler.spiders.meta import ARTICLE, GOOGLE_CACHED, GOOGLE_FIRST_STEP, GOOGLE_LINK, SOURCE, STORED_AS, TOPICS, search_slot
 from crawler.stats import count
 from crawler.urls import RefusedAddress, canonical_url, is_public_address, origin, page_canonical
 from pipelines.db import open_db
@@ -211,17 +213,8 @@ class _StoreReader:
         return None
 
 
-class SeenArticlesMiddleware:
-    """Skip articles whose canonical URL is already stored, or was judged by an earlier crawl
-    (not an article; irrelevant to every topic asking for it).
-
-    Checked twice: before the request (its canonical URL) and after the response (the
-    page's own rel=canonical / og:url, when it names another URL of the same site). A
-    request skipped because its article is stored carries the stored URL (meta STORED_AS):
-    the spider sends its sources and topics on to the store (signal article_listed), which
-    tags the article with new topics whose query it matches and records the sources, on its
-    writer thread. This middleware only reads.
-    """
+class _StoreReadingMiddleware:
+    """A downloader middleware that reads the store (NEWS_DB) and counts in the crawl stats."""
 
     def __init__(self, reader: _StoreReader, stats):
         self.reader = reader
@@ -233,6 +226,19 @@ class SeenArticlesMiddleware:
         if not db_path:
             raise NotConfigured("NEWS_DB is not set")
         return cls(_StoreReader(db_path), crawler.stats)
+
+
+class SeenArticlesMiddleware(_StoreReadingMiddleware):
+    """Skip articles whose canonical URL is already stored, or was judged by an earlier crawl
+    (not an article; irrelevant to every topic asking for it).
+
+    Checked twice: before the request (its canonical URL) and after the response (the
+    page's own rel=canonical / og:url, when it names another URL of the same site). A
+    request skipped because its article is stored carries the stored URL (meta STORED_AS):
+    the spider sends its sources and topics on to the store (signal article_listed), which
+    tags the article with new topics whose query it matches and records the sources, on its
+    writer thread. This middleware only reads.
+    """
 
     def process_request(self, request):
         if request.meta.get(ARTICLE):
@@ -258,6 +264,27 @@ class SeenArticlesMiddleware:
         count(self.stats, "skipped_seen", request.meta.get(TOPICS, ()))
         logger.debug("Skipping %s: %s", request.url, why)
         raise IgnoreRequest(why)
+
+
+class GoogleLinkCacheMiddleware(_StoreReadingMiddleware):
+    """Answers the first request resolving a Google News link in the newer format (its
+    article page) from ``google_links`` when an earlier crawl resolved the same id: with a
+    redirect to the publisher URL, as Google answered such links until July 2024, so the
+    spider schedules it without the two requests to Google (a daily search lists mostly the
+    same results again). Like Scrapy's HTTP cache, the answer is made here, not downloaded:
+    no download slot, no delay. Counted as ``news/google_links_cached``.
+    """
+
+    def process_request(self, request):
+        link = request.meta.get(GOOGLE_LINK)
+        if not link or link[1] != GOOGLE_FIRST_STEP:
+            return None
+        row = self.reader.db.execute("SELECT url FROM google_links WHERE id = ?", [google_article_id(link[0].url)]).fetchone()
+        if row is None:
+            return None
+        self.stats.inc_value("news/google_links_cached")
+        request.meta[GOOGLE_CACHED] = True
+        return Response(request.url, status=302, headers={"Location": row[0]}, request=request, flags=["google_links"])
 
 
 class ConditionalGetMiddleware:

@@ -124,6 +124,7 @@ DOWNLOADER_MIDDLEWARES = {
     "crawler.middlewares.BackoffRetryMiddleware": 550,
     "crawler.middlewares.SeenArticlesMiddleware": 560,
     "crawler.middlewares.ConditionalGetMiddleware": 570,
+    "crawler.middlewares.GoogleLinkCacheMiddleware": 580,
 }
 
 ITEM_PIPELINES = {

@@ -13,3 +13,8 @@ store_finished = object()
 #: whose query its stored text matches and records the sources for the topics it is tagged
 #: with, on its writer thread, once the article is stored (the reactor never waits for SQLite)
 article_listed = object()
+
+#: sent by the spider when a Google News link in the newer format was resolved through
+#: Google: kwargs article_id, url (the publisher's). StorePipeline keeps it in google_links,
+#: from which GoogleLinkCacheMiddleware answers the same id in later crawls
+google_link_resolved = object()

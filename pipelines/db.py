@@ -152,6 +152,12 @@ def m006_error_kinds(db: sqlite_utils.Database) -> None:
     db["crawl_runs"].add_column("error_kinds", str)
 
 
+@migrations()
+def m007_google_links(db: sqlite_utils.Database) -> None:
+    # Google News ids (newer format) resolved to their publisher URL: not asked again
+    db["google_links"].create({"id": str, "url": str, "resolved_at": str}, pk="id")
+
+
 def open_db(path: str | Path, *, migrate: bool = True) -> sqlite_utils.Database:
     """Open (and create) the store at ``path``: WAL, busy timeout, schema up to date."""
     path = Path(path)

@@ -134,6 +134,7 @@ class StorePipeline:
         self.topics = topics or {}  # name -> Topic, to tag articles listed again
         self._listed: list[tuple[str, tuple]] = []  # (url, sources) from article_listed, not written yet
         self._listed_waiting: list[tuple[str, tuple]] = []  # those whose article is not stored yet
+        self._google_links: list[dict] = []  # Google ids resolved (signal google_link_resolved)
         self._executor: ThreadPoolExecutor | None = None
         self._db = None
         self._timer: asyncio.TimerHandle | None = None
@@ -159,6 +160,7 @@ class StorePipeline:
         fix_mmap_threshold(settings.getint("NEWS_MALLOC_MMAP_THRESHOLD", 1 << 20))  # the crawl process's heap (pipelines/memory.py)
         crawler.signals.connect(pipeline.item_dropped, signal=signals.item_dropped)
         crawler.signals.connect(pipeline.article_listed, signal=news_signals.article_listed)
+        crawler.signals.connect(pipeline.google_link_resolved, signal=news_signals.google_link_resolved)
         return pipeline
 
     # -- lifecycle ------------------------------------------------------------------
@@ -207,12 +209,17 @@ class StorePipeline:
         self._listed.append((url, tuple(sources)))
         self._track(asyncio.ensure_future(self._added()))
 
+    def google_link_resolved(self, article_id: str, url: str):
+        now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        self._google_links.append({"id": article_id, "url": url, "resolved_at": now})
+        self._track(asyncio.ensure_future(self._added()))
+
     def _track(self, task: asyncio.Future) -> None:
         self._flushing.add(task)
         task.add_done_callback(self._flushing.discard)
 
     async def _added(self) -> None:
-        if len(self._buffer) + len(self._outcomes) + len(self._listed) >= self.batch_size:
+        if len(self._buffer) + len(self._outcomes) + len(self._listed) + len(self._google_links) >= self.batch_size:
             await self._flush()
         elif self._timer is None:
             loop = asyncio.get_running_loop()
@@ -225,16 +232,17 @@ class StorePipeline:
     async def _flush(self, final: bool = False) -> None:
         """Write what is buffered. ``final``: the crawl's last write; listings still waiting
         for their article after it are dropped (the article was not stored)."""
-        if not self._buffer and not self._outcomes and not self._listed and not final:
+        if not self._buffer and not self._outcomes and not self._listed and not self._google_links and not final:
             return
         batch, self._buffer = self._buffer, []
         outcomes, self._outcomes = self._outcomes, []
+        google_links, self._google_links = self._google_links, []
         listed, self._listed, self._listed_waiting = self._listed_waiting + self._listed, [], []
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
         run_id = self.stats.get_value("news/run_id")
-        writing = asyncio.wrap_future(self._executor.submit(self._write, batch, outcomes, run_id, listed))
+        writing = asyncio.wrap_future(self._executor.submit(self._write, batch, outcomes, run_id, listed, google_links))
         self._writing.add(writing)
         writing.add_done_callback(self._writing.discard)
         try:
@@ -258,7 +266,7 @@ class StorePipeline:
 
     # -- the writer thread ----------------------------------------------------------------
     def _write(
-        self, batch: list[dict], outcomes: list[dict], run_id: int | None, listed: list[tuple[str, tuple]] = ()
+        self, batch: list[dict], outcomes: list[dict], run_id: int | None, listed: list[tuple[str, tuple]] = (), google_links: list[dict] = ()
     ) -> tuple[list[dict], list[dict], list[str], list[tuple[str, tuple]]]:
         """Write one batch in one transaction; return the rows stored, the rows already
         present, the topics newly tagged on listed articles, and the listings still waiting."""
@@ -268,6 +276,8 @@ class StorePipeline:
         with write_transaction(db):
             if outcomes:
                 db["url_outcomes"].insert_all(({**o, "run_id": run_id, "at": now} for o in outcomes), replace=True)
+            if google_links:
+                db["google_links"].insert_all(google_links, replace=True)
             for row in batch:
                 exists = db.execute("SELECT 1 FROM articles WHERE url = ?", [row["url"]]).fetchone()
                 topic_rows = [

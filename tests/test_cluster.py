@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def _rows() -> list[dict]:
-    copy_title, copy_text = texts._copy_of_bridge()
+    copy_title, copy_text = texts.copy_of_bridge()
     return [
         {"id": "library", "title": texts.LIBRARY_TITLE, "text": texts.LIBRARY, "url": "https://brenmoor.example/library"},
         {"id": "ferry", "title": texts.FERRY_TITLE, "text": texts.FERRY, "published": "2026-11-19"},
@@ -121,7 +121,7 @@ def test_regroup_rewrites_the_store(tmp_path):
 
     db = open_db(path)
     arts = {r["title"]: r for r in db["articles"].rows}
-    bridge, copy = arts[texts.BRIDGE_TITLE], arts[texts._copy_of_bridge()[0]]
+    bridge, copy = arts[texts.BRIDGE_TITLE], arts[texts.copy_of_bridge()[0]]
     other = arts[texts.BRIDGE_OTHER_TITLE]
     assert copy["cluster_id"] == bridge["cluster_id"] != other["cluster_id"]
     assert other["story_id"] == bridge["story_id"]

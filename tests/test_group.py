@@ -83,7 +83,7 @@ Contact the newsroom with your tips, letters and photographs, and tell us the st
 """
 
 
-def _copy_of_bridge() -> tuple[str, str]:
+def copy_of_bridge() -> tuple[str, str]:
     """A syndicated copy: new headline, dateline, a few words changed, a 'Read more' line, last paragraph dropped."""
     paragraphs = BRIDGE.strip().split("\n")
     edited = [p.replace("argument", "dispute").replace("residents", "locals").replace("about", "roughly") for p in paragraphs[:-1]]
@@ -147,7 +147,7 @@ def test_lightly_edited_copy_joins_the_original_cluster():
     g = _grouper()
     _background(g)
     original = _assign(g, "https://harlow.example/bridge", BRIDGE_TITLE, BRIDGE, "harlow.example")
-    title, text = _copy_of_bridge()
+    title, text = copy_of_bridge()
     copy = _assign(g, "https://wire.example/harlow-bridge", title, text, "wire.example")
     assert copy.cluster_id == original.cluster_id
     assert copy.story_id == original.story_id
@@ -187,7 +187,7 @@ def test_copy_on_another_site_template_still_found():
     _assign(g, "https://county.example/ferry", FERRY_TITLE, FERRY + SIDEBAR, "county.example")
     _assign(g, "https://county.example/market", MARKET_TITLE, MARKET + SIDEBAR, "county.example")
     original = _assign(g, "https://harlow.example/bridge", BRIDGE_TITLE, BRIDGE, "harlow.example")
-    title, text = _copy_of_bridge()
+    title, text = copy_of_bridge()
     copy = _assign(g, "https://county.example/bridge", title, text + "\n" + SIDEBAR, "county.example")
     assert copy.cluster_id == original.cluster_id
 
@@ -290,7 +290,7 @@ def test_restore_then_copy_joins_earlier_groups(tmp_path):
     g2 = _grouper()
     g2.restore(db)
     assert len(g2) == 3
-    title, text = _copy_of_bridge()
+    title, text = copy_of_bridge()
     copy = _store(db, g2, "https://wire.example/harlow-bridge", title, text, "wire.example", "2026-11-21")
     assert copy.cluster_id == original["cluster_id"]
     assert copy.story_id == original["story_id"]

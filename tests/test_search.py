@@ -34,7 +34,8 @@ from crawler.search import (
     search_url,
     translate,
 )
-from crawler.spiders.news import HINTS, SEARCH_QUERY, SOURCE, TOPICS, NewsSpider
+from crawler.spiders.meta import HINTS, SEARCH_QUERY, SOURCE, TOPICS
+from crawler.spiders.news import NewsSpider
 from demo.server import FixtureServer, Response
 from tests.conftest import DEMO_SITE, open_store, run_crawl
 
@@ -268,7 +269,7 @@ def test_google_resolution_failures_are_unresolved_with_their_step(tmp_path):
     assert step2(b"", 302) == []
     failure = Failure(HttpError(TextResponse(post.url, status=429, body=b"", request=post), "429"))
     failure.request = post
-    spider.on_google_error(failure)  # after the retries
+    assert list(spider.on_google_error(failure)) == []  # after the retries
 
     assert {url for url, _, _ in failed} == {link} and {kind for _, kind, _ in failed} == {"unresolved_link"}
     details = [detail for _, _, detail in failed]
@@ -600,3 +601,44 @@ def test_a_stored_article_found_again_by_a_new_source_records_it(tmp_path):
     assert sources == {(art, "ai", "feed", ""), (art, "ai", "gdelt", gdelt_query)}
     runs = {r["id"]: r for r in db["crawl_runs"].rows}
     assert {r["run_id"] for r in db["article_sources"].rows} == set(runs)  # one row from each crawl
+
+
+def test_a_google_id_is_resolved_once_and_remembered_across_crawls(tmp_path):
+    """Two topics whose searches list the same new-format ids: each id's article page and
+    batchexecute are requested once, and the article is found by both searches. The next
+    crawl takes the resolved id's publisher URL from google_links (no request to Google
+    for it); an id that could not be resolved is asked again."""
+    received: dict = {}
+    searches = []
+    with FixtureServer(root=DEMO_SITE) as publisher:
+        target = publisher.base + "/news/2026/11/claude-distillation-defenses.html"
+        routes = _google_resolution(received, {RESOLVED: batchexecute_answer(target), GARBAGE: b")]}'\n\nnot json"})
+
+        def google_search(handler):
+            searches.append(handler.path)
+            items = "".join(f"<item><title>{t}</title><link>{services.base}/rss/articles/{t}?oc=5</link></item>" for t in (RESOLVED, GARBAGE))
+            return Response(200, f"<rss version='2.0'><channel><title>G</title>{items}</channel></rss>".encode(), {"Content-Type": "application/rss+xml"})
+
+        with ServicesServer(routes={**routes, "/rss/search": google_search}) as services:
+            topics = _topics_file(tmp_path, (
+                f"[[topic]]\nname = \"a\"\nquery = '{QUERY}'\nsearch = [\"google_news\"]\nmax_age_days = 0\n"
+                "[[topic]]\nname = \"b\"\nquery = 'Claude'\nsearch = [\"google_news\"]\nmax_age_days = 0\n"))
+            first = run_crawl(topics, tmp_path / "news.db", *_settings(services.base))
+            crawl1 = {key: list(value) for key, value in received.items()}
+            received.clear()
+            second = run_crawl(topics, tmp_path / "news.db", *_settings(services.base))
+        publisher_paths = publisher.paths()
+    assert first.returncode == 0 and second.returncode == 0, first.stderr[-3000:] + second.stderr[-3000:]
+    assert len(searches) == 4  # two topics, two crawls
+    assert sorted(crawl1["article_pages"]) == sorted([RESOLVED, GARBAGE])
+    assert sorted(post[2][2] for post in crawl1["batchexecute"]) == sorted([RESOLVED, GARBAGE])
+    assert received["article_pages"] == [GARBAGE] and [post[2][2] for post in received["batchexecute"]] == [GARBAGE]
+    assert publisher_paths.count("/news/2026/11/claude-distillation-defenses.html") == 1
+    db = open_store(tmp_path / "news.db")
+    assert [(r["id"], r["url"]) for r in db["google_links"].rows] == [(RESOLVED, target)]
+    assert {r["topic"] for r in db["article_sources"].rows_where("url = ?", [target])} == {"a", "b"}
+    assert {r["topic"] for r in db["article_topics"].rows_where("url = ?", [target])} == {"a", "b"}
+    runs = list(db["crawl_runs"].rows_where(order_by="id"))
+    stats = [json.loads(r["stats"]) for r in runs]
+    assert "news/google_links_cached" not in stats[0] and stats[1]["news/google_links_cached"] == 1
+    assert stats[0]["news/search_unresolved"] == 2 and stats[1]["news/search_unresolved"] == 2  # GARBAGE, for each topic

@@ -36,7 +36,7 @@ from crawler.discovery import (
 from crawler.failures import describe_failure
 from crawler.items import ArticleItem
 from crawler.politeness import enforce_concurrency_limits
-from crawler.spiders.meta import ARTICLE, HINTS, KEY, SEARCH_QUERY, SEARCH_URL, SOURCE, STORED_AS, TOPICS
+from crawler.spiders.meta import ARTICLE, HINTS, KEY, SOURCE, STORED_AS, TOPICS, Listing
 from crawler.spiders.search_sources import SearchSources
 from crawler.stats import count
 from crawler.topics import Topic, TopicsError, load_topics, select_topics
@@ -138,7 +138,7 @@ class NewsSpider(SearchSources, scrapy.Spider):
             self._fail(response.url, "bad_feed", "not an RSS, Atom or JSON feed", response.meta[TOPICS])
             return
         logger.info("Feed %s: %d item(s)", response.url, len(candidates))
-        yield from self._schedule(candidates, response, "feed")
+        yield from self._schedule(candidates, Listing.of(response), "feed")
 
     def parse_sitemap(self, response: Response):
         if self._not_modified(response):
@@ -162,7 +162,7 @@ class NewsSpider(SearchSources, scrapy.Spider):
             count(self.crawler.stats, "errors", topics)
             self._fail(response.url, "bad_sitemap", f"truncated: ends mid-element, {len(doc.entries)} complete entries kept", topics)
         logger.info("Sitemap %s: %d URL(s)", response.url, len(doc.entries))
-        yield from self._schedule(doc.entries, response, "sitemap")
+        yield from self._schedule(doc.entries, Listing.of(response), "sitemap")
 
     def parse_robots(self, response: Response):
         topics = response.meta[TOPICS]
@@ -184,7 +184,7 @@ class NewsSpider(SearchSources, scrapy.Spider):
             if looks_like_article_url(link.url, response.url)
         ][: self.max_links_per_page]
         logger.info("Listing page %s: %d article link(s)", response.url, len(links))
-        yield from self._schedule(links, response, "page")
+        yield from self._schedule(links, Listing.of(response), "page")
 
     def found_by(self, url: str) -> tuple[tuple[str, str, str, str], ...]:
         """(topic, kind, source URL, search query) of every source that listed ``url`` (its
@@ -199,16 +199,14 @@ class NewsSpider(SearchSources, scrapy.Spider):
             return True
         return False
 
-    def _schedule(self, candidates, response: Response, source_kind: str):
+    def _schedule(self, candidates, listing: Listing, source_kind: str):
         """Article requests for ``candidates``, after canonicalisation and the recency filter."""
         now = datetime.now(timezone.utc)
         by_name = {t.name: t for t in self.topics}
-        # the search that listed a resolved Google link, not the request that resolved it
-        source_url = response.meta.get(SEARCH_URL, response.url)
         for candidate in candidates:
             url = canonical_url(candidate.url)
             topics = []
-            for name in response.meta[TOPICS]:
+            for name in listing.topics:
                 max_age = by_name[name].max_age_days
                 if max_age and candidate.published and candidate.published < now - timedelta(days=max_age):
                     count(self.crawler.stats, "skipped_old", [name])
@@ -216,7 +214,7 @@ class NewsSpider(SearchSources, scrapy.Spider):
                 topics.append(name)
             if not topics:
                 continue
-            found_by = tuple((t, source_kind, source_url, response.meta.get(SEARCH_QUERY, "")) for t in topics)
+            found_by = tuple((t, source_kind, listing.source_url, listing.query) for t in topics)
             known = self._scheduled.get(url)
             if isinstance(known, Handled):  # fetched or skipped already: the store records the source
                 new = tuple(t for t in topics if t not in known.topics)

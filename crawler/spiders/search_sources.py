@@ -39,7 +39,8 @@ from crawler.search import (
     search_url,
     translate,
 )
-from crawler.spiders.meta import GOOGLE_LINK, NO_THROTTLE, REDIRECT_STATUSES, SEARCH_QUERY, SEARCH_URL, SOURCE, TOPICS, search_slot
+from crawler import signals
+from crawler.spiders.meta import GOOGLE_CACHED, GOOGLE_FIRST_STEP, GOOGLE_LINK, NO_THROTTLE, REDIRECT_STATUSES, SEARCH_QUERY, SEARCH_URL, SOURCE, TOPICS, Listing, search_slot
 from crawler.stats import count
 from crawler.urls import origin
 
@@ -59,6 +60,10 @@ class SearchSources:
             "gdelt": settings.get("NEWS_GDELT_URL", "https://api.gdeltproject.org"),
         }
         self.google_locale = (settings.get("NEWS_GOOGLE_NEWS_HL", "en-US"), settings.get("NEWS_GOOGLE_NEWS_GL", "US"))
+        # Google ids in the newer format met in this crawl: id -> the publisher URL (None: could
+        # not be resolved), or the list of further (candidate, Listing) waiting for its
+        # resolution: an id listed by several searches is resolved once
+        self._google_ids: dict[str, str | None | list] = {}
 
     def search_requests(self):
         """One request per (topic, service) of the topics' ``search`` lists."""
@@ -107,18 +112,26 @@ class SearchSources:
         if not found:  # a valid answer with no results: the query may be too narrow for the service
             self.crawler.stats.inc_value(f"news/search_empty/{service}")
         candidates = []
+        listing = Listing.of(response)
         for candidate in found:
             url = self._publisher_url(service, candidate.url)
             article_id = google_article_id(candidate.url) if url is None and service == "google_news" else None
             if article_id:  # an id in the newer, opaque format: ask Google (parse_google_article)
-                page = google_article_page_url(self.search_bases[service], article_id)
-                yield self._google_request(page, candidate, response, "article page", self.parse_google_article)
-                continue
+                known = self._google_ids.get(article_id, ())
+                if isinstance(known, list):  # being resolved for another search
+                    known.append((candidate, listing))
+                    continue
+                if known == ():
+                    self._google_ids[article_id] = []
+                    page = google_article_page_url(self.search_bases[service], article_id)
+                    yield self._google_request(page, candidate, response, GOOGLE_FIRST_STEP, self.parse_google_article)
+                    continue
+                url = known  # resolved earlier in this crawl (None: it could not be)
             if url is None:
                 self._unresolved(service, candidate.url, "no publisher URL in the link", topics)
                 continue
             candidates.append(dataclasses.replace(candidate, url=url))
-        yield from self._schedule(candidates, response, service)
+        yield from self._schedule(candidates, listing, service)
 
     def _publisher_url(self, service: str, link: str) -> str | None:
         """The publisher's URL for a search result link, when the link itself tells (None for
@@ -163,14 +176,13 @@ class SearchSources:
             location = (response.headers.get("Location") or b"").decode("latin-1")
             target = self._google_publisher(response.urljoin(location)) if location else None
             if target is None:
-                detail = f"{step}: HTTP {response.status} to {location[:200]!r}, not a publisher URL"
-                self._unresolved("google_news", candidate.url, detail, response.meta[TOPICS])
-                return
-            yield from self._schedule([dataclasses.replace(candidate, url=target)], response, "google_news")
+                yield from self._google_resolved(response, None, f"{step}: HTTP {response.status} to {location[:200]!r}, not a publisher URL")
+            else:
+                yield from self._google_resolved(response, target)
             return
         signature = google_signature(response.body)
         if signature is None:
-            self._unresolved("google_news", candidate.url, f"{step}: no data-n-a-sg / data-n-a-ts attributes", response.meta[TOPICS])
+            yield from self._google_resolved(response, None, f"{step}: no data-n-a-sg / data-n-a-ts attributes")
             return
         hl, gl = self.google_locale
         body = google_batchexecute_body(google_article_id(candidate.url), signature[1], signature[0], ceid=f"{gl}:{hl.split('-')[0]}")
@@ -181,23 +193,40 @@ class SearchSources:
 
     def parse_google_batchexecute(self, response: Response):
         """Step 2: the publisher URL in the RPC's answer -> scheduled like any search result."""
-        candidate, step = response.meta[GOOGLE_LINK]
+        _, step = response.meta[GOOGLE_LINK]
         try:
             if response.status != 200:
                 raise SearchResponseError(f"HTTP {response.status}")
             url = parse_google_batchexecute(response.body)
         except SearchResponseError as exc:
-            self._unresolved("google_news", candidate.url, f"{step}: {exc}", response.meta[TOPICS])
+            yield from self._google_resolved(response, None, f"{step}: {exc}")
             return
         if self._google_publisher(url) is None:
-            self._unresolved("google_news", candidate.url, f"{step}: {url[:200]!r} is not a publisher URL", response.meta[TOPICS])
+            yield from self._google_resolved(response, None, f"{step}: {url[:200]!r} is not a publisher URL")
             return
-        yield from self._schedule([dataclasses.replace(candidate, url=url)], response, "google_news")
+        yield from self._google_resolved(response, url)
 
     def on_google_error(self, failure: Failure):
-        candidate, step = failure.request.meta[GOOGLE_LINK]
+        _, step = failure.request.meta[GOOGLE_LINK]
         _, detail = describe_failure(failure)
-        self._unresolved("google_news", candidate.url, f"{step}: {detail}", failure.request.meta.get(TOPICS, ()))
+        yield from self._google_resolved(failure.request, None, f"{step}: {detail}")
+
+    def _google_resolved(self, response, url: str | None, detail: str = ""):
+        """The end of a Google id's resolution (``response``: the last request's response, or
+        the request that failed): ``url`` the publisher's, or None and why not. Schedules the
+        article for the search that asked and for those that listed the same id meanwhile;
+        a resolved id is remembered in the store too (signal google_link_resolved)."""
+        candidate, _ = response.meta[GOOGLE_LINK]
+        article_id = google_article_id(candidate.url)
+        waiting = self._google_ids.get(article_id)
+        self._google_ids[article_id] = url
+        if url is not None and not response.meta.get(GOOGLE_CACHED):
+            self.crawler.signals.send_catch_log(signals.google_link_resolved, article_id=article_id, url=url)
+        for cand, listing in [(candidate, Listing.of(response))] + (waiting if isinstance(waiting, list) else []):
+            if url is None:
+                self._unresolved("google_news", cand.url, detail, listing.topics)
+            else:
+                yield from self._schedule([dataclasses.replace(cand, url=url)], listing, "google_news")
 
     def _unresolved(self, service: str, link: str, detail: str, topics) -> None:
         """A search result whose publisher URL could not be found: counted and recorded, never fatal."""
