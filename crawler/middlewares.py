@@ -18,7 +18,7 @@ from scrapy.http import Response
 from scrapy.utils.response import response_status_message
 
 from crawler.search import google_article_id
-from crawler.spiders.meta import ARTICLE, GOOGLE_CACHED, GOOGLE_FIRST_STEP, GOOGLE_LINK, SOURCE, STORED_AS, TOPICS, search_slot
+from crawler.spiders.meta import ARTICLE, GOOGLE_CACHED, GOOGLE_FIRST_STEP, GOOGLE_LINK, GOOGLE_NO_CACHE, SOURCE, STORED_AS, TOPICS, search_slot
 from crawler.stats import count
 from crawler.urls import RefusedAddress, canonical_url, is_public_address, origin, page_canonical
 from pipelines.db import open_db
@@ -272,12 +272,13 @@ class GoogleLinkCacheMiddleware(_StoreReadingMiddleware):
     redirect to the publisher URL, as Google answered such links until July 2024, so the
     spider schedules it without the two requests to Google (a daily search lists mostly the
     same results again). Like Scrapy's HTTP cache, the answer is made here, not downloaded:
-    no download slot, no delay. Counted as ``news/google_links_cached``.
+    no download slot, no delay. Counted as ``news/google_links_cached``. A stored URL the
+    spider no longer accepts as a publisher's makes it ask Google (meta GOOGLE_NO_CACHE).
     """
 
     def process_request(self, request):
         link = request.meta.get(GOOGLE_LINK)
-        if not link or link[1] != GOOGLE_FIRST_STEP:
+        if not link or link[1] != GOOGLE_FIRST_STEP or request.meta.get(GOOGLE_NO_CACHE):
             return None
         row = self.reader.db.execute("SELECT url FROM google_links WHERE id = ?", [google_article_id(link[0].url)]).fetchone()
         if row is None:

@@ -251,6 +251,9 @@ class StorePipeline:
             logger.exception("Could not write %d article(s) to %s", len(batch), self.db_path)
             for row in batch:
                 count(self.stats, "errors", row["topics"])
+            if not final:  # the listings and Google links are tried again with the next batch
+                self._listed_waiting.extend(listed)
+                self._google_links.extend(google_links)
             return
         for row in stored:
             count(self.stats, "stored", row["topics"])
@@ -317,18 +320,31 @@ class StorePipeline:
         return stored, seen, tagged, waiting
 
     def _write_listed(self, db, listed, run_id, now) -> tuple[list[str], list[tuple[str, tuple]]]:
-        """Topics and sources of articles listed again (see the class docstring)."""
+        """Topics and sources of articles listed again (see the class docstring), in a
+        savepoint: a failure here loses these rows (logged), never the batch's articles."""
+        try:
+            with db.atomic():
+                return self._tag_listed(db, listed, run_id, now)
+        except Exception:
+            logger.exception("Could not record %d listing(s) of stored articles", len(listed))
+            return [], []
+
+    def _tag_listed(self, db, listed, run_id, now) -> tuple[list[str], list[tuple[str, tuple]]]:
         tagged_now, waiting = [], []
         for url, sources in listed:
-            article = db.execute("SELECT title, text FROM articles WHERE url = ?", [url]).fetchone()
-            if article is None:
-                waiting.append((url, sources))
+            if not db.execute("SELECT 1 FROM articles WHERE url = ?", [url]).fetchone():
+                # dropped in this crawl (not an article, irrelevant): never stored; else on its way
+                if not db.execute("SELECT 1 FROM url_outcomes WHERE url = ? AND run_id IS ?", [url, run_id]).fetchone():
+                    waiting.append((url, sources))
                 continue
             tagged = {t for (t,) in db.execute("SELECT topic FROM article_topics WHERE url = ?", [url]).fetchall()}
+            article = None
             for name in dict.fromkeys(source[0] for source in sources):
                 topic = self.topics.get(name)
                 if name in tagged or topic is None:
                     continue
+                if article is None:  # the text is read only when a new topic's query needs it
+                    article = db.execute("SELECT title, text FROM articles WHERE url = ?", [url]).fetchone()
                 matched = topic.match(f"{article[0] or ''}\n{article[1] or ''}")
                 if matched is not None:
                     db["article_topics"].insert(

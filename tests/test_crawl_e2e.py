@@ -261,25 +261,28 @@ def test_a_topic_added_later_gets_stored_articles_without_refetching(tmp_path):
 def test_sources_listing_an_article_after_it_was_fetched_are_recorded(tmp_path):
     """Feeds that arrive after their article was fetched in the same crawl (still in
     extraction, or already stored) are recorded in article_sources; a topic whose feed
-    lists it late is tagged when its query matches, without a second fetch."""
+    lists it late is tagged when its query matches, without a second fetch. A late listing
+    of an article dropped as irrelevant records nothing."""
     import time
 
     from demo.server import FixtureServer, Response
 
     article = "/news/2026/11/anthropic-alibaba-distillation.html"
+    irrelevant = "/news/2026/11/openai-device-launch.html"  # in rss.xml; no "Anthropic"
     late = []  # the late feeds that answered after the article was fetched
 
     def late_feed(wait_after_fetch: float):
         def route(handler):
             deadline = time.monotonic() + 30
-            while article not in server.paths() and time.monotonic() < deadline:
+            while not {article, irrelevant} <= set(server.paths()) and time.monotonic() < deadline:
                 time.sleep(0.02)
             time.sleep(wait_after_fetch)
-            if article in server.paths():
+            if {article, irrelevant} <= set(server.paths()):
                 late.append(handler.path)
             body = (
                 '<?xml version="1.0"?><rss version="2.0"><channel><title>Late</title>'
                 f"<item><title>Distillation</title><link>{server.base}{article}?utm_source=late</link></item>"
+                f"<item><title>Device</title><link>{server.base}{irrelevant}</link></item>"
                 "</channel></rss>"
             )
             return Response(200, body.encode(), {"Content-Type": "application/rss+xml"})
@@ -288,7 +291,7 @@ def test_sources_listing_an_article_after_it_was_fetched_are_recorded(tmp_path):
 
     topics = (
         '[[topic]]\nname = "a"\nquery = "Anthropic"\nmax_age_days = 0\n'
-        'feeds = ["{{BASE}}/feeds/atom.xml", "{{BASE}}/late/soon.xml", "{{BASE}}/late/stored.xml"]\n'
+        'feeds = ["{{BASE}}/feeds/atom.xml", "{{BASE}}/feeds/rss.xml", "{{BASE}}/late/soon.xml", "{{BASE}}/late/stored.xml"]\n'
         '[[topic]]\nname = "b"\nquery = "Claude AND Alibaba"\nmax_age_days = 0\nfeeds = ["{{BASE}}/late/b.xml"]\n'
         '[[topic]]\nname = "c"\nquery = "Bananas"\nmax_age_days = 0\nfeeds = ["{{BASE}}/late/c.xml"]\n'
     )
@@ -297,15 +300,21 @@ def test_sources_listing_an_article_after_it_was_fetched_are_recorded(tmp_path):
     with FixtureServer(root=DEMO_SITE, routes=routes) as server:
         result = run_crawl(write_topics(tmp_path / "t.toml", topics, server.base), tmp_path / "news.db",
                            "-s", "NEWS_STORE_FLUSH_SECONDS=0.5", "-s", "CONCURRENT_REQUESTS_PER_DOMAIN=16")
-        fetches = server.paths().count(article)
+        fetches = [server.paths().count(path) for path in (article, irrelevant)]
     assert result.returncode == 0, result.stderr[-3000:]
-    assert fetches == 1 and sorted(late) == sorted(routes)
+    assert fetches == [1, 1] and sorted(late) == sorted(routes)
     db = open_store(tmp_path / "news.db")
     [url] = [r["url"] for r in db["articles"].rows if r["url"].endswith(article)]
     sources = {(r["topic"], urlsplit(r["source"]).path) for r in db["article_sources"].rows_where("url = ?", [url])}
-    assert sources == {("a", "/feeds/atom.xml"), ("a", "/late/soon.xml"), ("a", "/late/stored.xml"), ("b", "/late/b.xml")}
+    assert sources == {("a", "/feeds/atom.xml"), ("a", "/feeds/rss.xml"), ("a", "/late/soon.xml"), ("a", "/late/stored.xml"), ("b", "/late/b.xml")}
+    assert not [r for r in db["article_sources"].rows if r["url"].endswith(irrelevant)]
+    assert {r["topic"] for r in db["url_outcomes"].rows if r["url"].endswith(irrelevant)} == {"a"}
     tagged = {r["topic"]: json.loads(r["matched"]) for r in db["article_topics"].rows_where("url = ?", [url])}
     assert set(tagged) == {"a", "b"} and set(tagged["b"]) == {"claude", "alibaba"}
     run = db["crawl_runs"].get(1)
     per_topic = {r["topic"]: r for r in db["crawl_run_topics"].rows_where("run_id = ?", [run["id"]])}
     assert per_topic["b"]["stored"] == 1 and per_topic["c"]["stored"] == 0
+    # b and c found the article after it was fetched: discovered and skipped as seen, not fetched
+    for topic in ("b", "c"):
+        row = per_topic[topic]
+        assert row["discovered"] == 2 and row["skipped_seen"] == 2 and row["fetched"] == 0, row

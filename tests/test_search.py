@@ -232,6 +232,58 @@ def test_search_results_carry_gdelt_hints_and_only_service_links_use_its_slot(tm
     assert spider.found_by(article.url) == (("t", "google_news", "http://gnews.test/rss/search?q=qwen", "qwen"),)
 
 
+def test_searches_listing_an_id_being_resolved_share_its_outcome(tmp_path, monkeypatch):
+    """A second search listing an id whose resolution is under way sends no request: it gets
+    the publisher URL, or is reported unresolved, when the first resolution ends, also when
+    that ends in an unexpected error."""
+    import crawler.spiders.search_sources as search_sources
+
+    topics = _topics_file(tmp_path, '[[topic]]\nname = "t"\nquery = "qwen"\nsearch = ["google_news"]\n'
+                                    '[[topic]]\nname = "u"\nquery = "qwen OR alibaba"\nsearch = ["google_news"]\n')
+    crawler = get_crawler(NewsSpider, {"NEWS_TOPICS": str(topics), "NEWS_GOOGLE_NEWS_URL": "http://gnews.test"})
+    spider = NewsSpider.from_crawler(crawler)
+    failed = []
+
+    def record(url, kind, detail, topics, **_):
+        failed.append((url, kind, detail, topics))
+
+    crawler.signals.connect(record, signal=signals.fetch_failed)
+    ok, broken = google_new_token("ok"), google_new_token("broken")
+    rss = "".join(f"<item><title>{t}</title><link>http://gnews.test/rss/articles/{t}?oc=5</link></item>" for t in (ok, broken))
+    rss = f"<rss version='2.0'><channel>{rss}</channel></rss>".encode()
+
+    def search(topic: str) -> list:
+        url = f"http://gnews.test/rss/search?q={topic}"
+        meta = {TOPICS: (topic,), SOURCE: "google_news", SEARCH_QUERY: topic}
+        return list(spider.parse_search(TextResponse(url, body=rss, encoding="utf-8", request=Request(url, meta=meta))))
+
+    pages = search("t")
+    assert [p.url.rsplit("/", 1)[-1] for p in pages] == [ok, broken]
+    assert search("u") == []  # both ids are being resolved: no second request
+    page_ok, page_broken = pages
+    [post] = spider.parse_google_article(TextResponse(page_ok.url, body=google_article_page("SIG", 1), encoding="utf-8", request=page_ok))
+    answer = batchexecute_answer("https://pub.example/news/ok.html")
+    articles = list(spider.parse_google_batchexecute(TextResponse(post.url, body=answer, encoding="utf-8", request=post)))
+    assert [a.url for a in articles] == ["https://pub.example/news/ok.html"]  # one request, both topics
+    assert spider.found_by("https://pub.example/news/ok.html") == (
+        ("t", "google_news", "http://gnews.test/rss/search?q=t", "t"), ("u", "google_news", "http://gnews.test/rss/search?q=u", "u"))
+
+    def explode(body):
+        raise ValueError("unexpected page")
+
+    monkeypatch.setattr(search_sources, "google_signature", explode)
+    body = google_article_page("SIG", 1)
+    assert list(spider.parse_google_article(TextResponse(page_broken.url, body=body, encoding="utf-8", request=page_broken))) == []
+    assert [(kind, detail, topics) for _, kind, detail, topics in failed] == [
+        ("unresolved_link", "google_news: article page: ValueError: unexpected page", ("t",)),
+        ("unresolved_link", "google_news: article page: ValueError: unexpected page", ("u",)),
+    ]
+    # listed again later in the crawl: no request to Google; the article is already scheduled
+    # (the listing joins it) and the broken id is known to be unresolved
+    assert search("u") == []
+    assert [(kind, topics) for _, kind, _, topics in failed[2:]] == [("unresolved_link", ("u",))]
+
+
 def test_google_resolution_failures_are_unresolved_with_their_step(tmp_path):
     from scrapy.spidermiddlewares.httperror import HttpError
     from twisted.python.failure import Failure

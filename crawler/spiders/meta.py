@@ -18,6 +18,7 @@ SEARCH_URL = "news_search_url"  # on requests resolving a Google News link: the 
 GOOGLE_LINK = "news_google_link"  # on those requests: (the search result, the resolution step)
 GOOGLE_FIRST_STEP = "article page"  # the first request resolving such a link (then "batchexecute")
 GOOGLE_CACHED = "news_google_cached"  # set by GoogleLinkCacheMiddleware when it answered from google_links
+GOOGLE_NO_CACHE = "news_google_no_cache"  # on a request that must ask Google (its stored answer was refused)
 STORED_AS = "news_stored_as"  # set by SeenArticlesMiddleware on an article request it skips: the stored URL
 # meta of a request to a search service's own host: its download slot, spaced exactly by
 # NEWS_SEARCH_DELAYS (AutoThrottle would bring every slot's delay down to the latency)

@@ -48,7 +48,7 @@ logger = logging.getLogger(__name__)
 class Handled(NamedTuple):
     """NewsSpider._scheduled value of a URL whose request is done (fetched, or skipped as seen)."""
 
-    url: str  # the URL its article is stored under (a page's rel=canonical), else the key
+    url: str | None  # the URL its article is (or may be) stored under; None: it will not be stored
     topics: tuple[str, ...]
 
 
@@ -218,10 +218,12 @@ class NewsSpider(SearchSources, scrapy.Spider):
             known = self._scheduled.get(url)
             if isinstance(known, Handled):  # fetched or skipped already: the store records the source
                 new = tuple(t for t in topics if t not in known.topics)
-                if new:
+                if new:  # found for these topics too, and not fetched again for them
                     self._scheduled[url] = Handled(known.url, known.topics + new)
                     count(self.crawler.stats, "discovered", new, total=False)
-                self._listed(known.url, found_by)
+                    count(self.crawler.stats, "skipped_seen", new, total=False)
+                if known.url is not None:
+                    self._listed(known.url, found_by)
                 continue
             if known is not None:
                 new = tuple(t for t in topics if t not in known[0])
@@ -261,17 +263,20 @@ class NewsSpider(SearchSources, scrapy.Spider):
             # a Google News link whose redirect did not lead to the publisher
             self.crawler.stats.inc_value("news/search_unresolved")
             self._fail(key, "unresolved_link", "google_news: the link did not redirect to a publisher", topics)
+            self._not_stored(key)
             return
         count(self.crawler.stats, "fetched", topics)
         content_type = response.headers.get("Content-Type", b"").decode("latin-1").lower()
         if not response.body.strip():
             count(self.crawler.stats, "not_article", topics)
             self._fail(response.url, "empty_body", "the page is empty", topics)
+            self._not_stored(key)
             return
         if not _is_html(response, content_type):
             count(self.crawler.stats, "not_article", topics)
             logger.info("Not an article (content type %r): %s", content_type or "none", response.url)
             self._fail(response.url, "not_html", f"content type {content_type or 'none'}", topics)
+            self._not_stored(key)
             return
         yield ArticleItem(
             url=url,
@@ -298,7 +303,7 @@ class NewsSpider(SearchSources, scrapy.Spider):
             key = request.meta.get(KEY)
             stored = request.meta.get(STORED_AS)
             if key:
-                _, found_by = self._handled(key, stored or key, topics)
+                _, found_by = self._handled(key, stored, topics)  # stored None: judged by an earlier crawl
                 if stored:
                     self._listed(stored, found_by)
             return
@@ -310,14 +315,22 @@ class NewsSpider(SearchSources, scrapy.Spider):
         logger.warning("Failed %s (%s): %s", url, kind, detail)
         self._fail(url, kind, detail, topics)
 
-    def _handled(self, key: str, url: str, topics) -> tuple[tuple[str, ...], tuple]:
-        """Mark the request for ``key`` done (its article is, or would be, stored as ``url``);
-        return the topics and sources (topic, kind, source URL, query) that listed it."""
+    def _handled(self, key: str, url: str | None, topics) -> tuple[tuple[str, ...], tuple]:
+        """Mark the request for ``key`` done (its article is, or would be, stored as ``url``;
+        None: it will not be); return the topics and sources (topic, kind, source URL, query)
+        that listed it."""
         entry = self._scheduled.get(key)
         if entry is None or isinstance(entry, Handled):
             return tuple(topics), ()
-        self._scheduled[key] = Handled(url, entry[0])  # the URL stays known: no second fetch
+        # the URL stays known: no second fetch (the key's own string when they are equal)
+        self._scheduled[key] = Handled(key if url == key else url, entry[0])
         return entry
+
+    def _not_stored(self, key: str) -> None:
+        """The page fetched for ``key`` is not passed on: later listings need not be recorded."""
+        entry = self._scheduled.get(key)
+        if isinstance(entry, Handled):
+            self._scheduled[key] = entry._replace(url=None)
 
     def _listed(self, url: str, found_by) -> None:
         """Sources that listed a stored (or being stored) article: the store records them."""

@@ -11,6 +11,7 @@ answer parsers, link decoding) are in crawler/search.py.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 from urllib.parse import urlsplit
 
@@ -40,13 +41,31 @@ from crawler.search import (
     translate,
 )
 from crawler import signals
-from crawler.spiders.meta import GOOGLE_CACHED, GOOGLE_FIRST_STEP, GOOGLE_LINK, NO_THROTTLE, REDIRECT_STATUSES, SEARCH_QUERY, SEARCH_URL, SOURCE, TOPICS, Listing, search_slot
+from crawler.spiders.meta import GOOGLE_CACHED, GOOGLE_FIRST_STEP, GOOGLE_LINK, GOOGLE_NO_CACHE, NO_THROTTLE, REDIRECT_STATUSES, SEARCH_QUERY, SEARCH_URL, SOURCE, TOPICS, Listing, search_slot
 from crawler.stats import count
 from crawler.urls import origin
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["SearchSources"]
+
+
+def _resolution_step(callback):
+    """A callback of a Google id's resolution: an unexpected error in it ends the resolution
+    as unresolved (logged with its traceback), so the listings waiting for the id are
+    reported instead of waiting for ever."""
+
+    @functools.wraps(callback)
+    def step(self, response):
+        try:
+            yield from callback(self, response)
+        except Exception as exc:
+            candidate, name = response.meta[GOOGLE_LINK]
+            logger.exception("google_news: resolving %s failed at the %s step", candidate.url, name)
+            if isinstance(self._google_ids.get(google_article_id(candidate.url)), list):  # still pending
+                yield from self._google_resolved(response, None, f"{name}: {type(exc).__name__}: {exc}")
+
+    return step
 
 
 class SearchSources:
@@ -151,10 +170,13 @@ class SearchSources:
         return url if web and not is_google_url(url, self.search_bases["google_news"]) else None
 
     # -- Google News links in the newer format: two requests to Google (crawler.search) ---
-    def _google_request(self, url: str, candidate: Candidate, response: Response, step: str, callback, **kwargs) -> scrapy.Request:
+    def _google_request(
+        self, url: str, candidate: Candidate, response: Response, step: str, callback, no_cache: bool = False, **kwargs
+    ) -> scrapy.Request:
         """A request to Google's own host resolving ``candidate``'s link: in Google's slot
         (NEWS_SEARCH_DELAYS apart, not throttled), redirects not followed (the callback
-        decides), failures counted as unresolved links (on_google_error)."""
+        decides), failures counted as unresolved links (on_google_error). ``no_cache``: not
+        answered from google_links (GoogleLinkCacheMiddleware)."""
         meta = {
             TOPICS: response.meta[TOPICS],
             SOURCE: "google_news",
@@ -165,9 +187,11 @@ class SearchSources:
             **NO_THROTTLE,
             "dont_redirect": True,
             "handle_httpstatus_list": REDIRECT_STATUSES,
+            **({GOOGLE_NO_CACHE: True} if no_cache else {}),
         }
         return scrapy.Request(url, callback=callback, errback=self.on_google_error, meta=meta, dont_filter=True, priority=10, **kwargs)
 
+    @_resolution_step
     def parse_google_article(self, response: Response):
         """Step 1: the article page's signature -> the batchexecute POST (or a redirect's target)."""
         candidate, step = response.meta[GOOGLE_LINK]
@@ -175,7 +199,9 @@ class SearchSources:
             # the older behaviour, still honoured: the link redirects to its publisher
             location = (response.headers.get("Location") or b"").decode("latin-1")
             target = self._google_publisher(response.urljoin(location)) if location else None
-            if target is None:
+            if target is None and response.meta.get(GOOGLE_CACHED):  # a stored answer no longer accepted: ask Google
+                yield self._google_request(response.url, candidate, response, step, self.parse_google_article, no_cache=True)
+            elif target is None:
                 yield from self._google_resolved(response, None, f"{step}: HTTP {response.status} to {location[:200]!r}, not a publisher URL")
             else:
                 yield from self._google_resolved(response, target)
@@ -191,6 +217,7 @@ class SearchSources:
             method="POST", body=body, headers={"Content-Type": GOOGLE_FORM_CONTENT_TYPE},
         )
 
+    @_resolution_step
     def parse_google_batchexecute(self, response: Response):
         """Step 2: the publisher URL in the RPC's answer -> scheduled like any search result."""
         _, step = response.meta[GOOGLE_LINK]
