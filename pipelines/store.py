@@ -19,7 +19,7 @@ import json
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -41,6 +41,10 @@ logger = logging.getLogger(__name__)
 # An article arriving when both are taken waits (process_item does not return), so fetching
 # and extraction cannot run ahead of SQLite and pile up articles in memory (pipelines/flow.py)
 MAX_PENDING_BATCHES = 2
+
+#: resolved Google News ids older than this are forgotten at crawl start (google_links): a
+#: search returning one again costs one more resolution; the table stays small
+GOOGLE_LINKS_KEEP_DAYS = 90
 
 #: how long the NEWS_TEST_WRITE_PAUSE_FILE hook holds the write transaction open
 TEST_WRITE_PAUSE_SECONDS = 5.0
@@ -167,6 +171,7 @@ class StorePipeline:
     def open_spider(self):
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="news-store")
         self._db = self._executor.submit(open_db, self.db_path).result()
+        self._executor.submit(self._forget_old_google_links).result()
         if self.grouper is not None:
             # the grouping indexes live in the writer thread: assign() and persist() run
             # there, in arrival order, with no await between a query and its insert
@@ -360,6 +365,11 @@ class StorePipeline:
             if rows:
                 db["article_sources"].insert_all(rows, ignore=True)
         return tagged_now, waiting
+
+    def _forget_old_google_links(self) -> None:
+        cutoff = (datetime.now(timezone.utc) - timedelta(days=GOOGLE_LINKS_KEEP_DAYS)).isoformat(timespec="seconds")
+        with write_transaction(self._db):
+            self._db.execute("DELETE FROM google_links WHERE resolved_at < ?", [cutoff])
 
     def _test_pause(self) -> None:
         """NEWS_TEST_WRITE_PAUSE_FILE: mark the moment, then hold the open transaction (once)."""

@@ -678,6 +678,9 @@ def test_a_google_id_is_resolved_once_and_remembered_across_crawls(tmp_path):
             first = run_crawl(topics, tmp_path / "news.db", *_settings(services.base))
             crawl1 = {key: list(value) for key, value in received.items()}
             received.clear()
+            db = open_store(tmp_path / "news.db")
+            db["google_links"].insert({"id": "CBMiOLD", "url": "https://pub.example/old", "resolved_at": "2026-01-01T00:00:00+00:00"})
+            db.conn.commit()
             second = run_crawl(topics, tmp_path / "news.db", *_settings(services.base))
         publisher_paths = publisher.paths()
     assert first.returncode == 0 and second.returncode == 0, first.stderr[-3000:] + second.stderr[-3000:]
@@ -687,7 +690,7 @@ def test_a_google_id_is_resolved_once_and_remembered_across_crawls(tmp_path):
     assert received["article_pages"] == [GARBAGE] and [post[2][2] for post in received["batchexecute"]] == [GARBAGE]
     assert publisher_paths.count("/news/2026/11/claude-distillation-defenses.html") == 1
     db = open_store(tmp_path / "news.db")
-    assert [(r["id"], r["url"]) for r in db["google_links"].rows] == [(RESOLVED, target)]
+    assert [(r["id"], r["url"]) for r in db["google_links"].rows] == [(RESOLVED, target)]  # the old row forgotten
     assert {r["topic"] for r in db["article_sources"].rows_where("url = ?", [target])} == {"a", "b"}
     assert {r["topic"] for r in db["article_topics"].rows_where("url = ?", [target])} == {"a", "b"}
     runs = list(db["crawl_runs"].rows_where(order_by="id"))
