@@ -136,6 +136,9 @@ ITEM_PIPELINES = {
 
 EXTENSIONS = {
     "crawler.runs.CrawlRunRecorder": 100,
+    # progress every LOGSTATS_INTERVAL seconds: Scrapy's pages/min plus the crawl's own counters
+    "scrapy.extensions.logstats.LogStats": None,
+    "crawler.progress.CrawlProgress": 0,
 }
 
 TWISTED_REACTOR = "twisted.internet.asyncioreactor.AsyncioSelectorReactor"

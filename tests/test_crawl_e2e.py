@@ -318,3 +318,38 @@ def test_sources_listing_an_article_after_it_was_fetched_are_recorded(tmp_path):
     for topic in ("b", "c"):
         row = per_topic[topic]
         assert row["discovered"] == 2 and row["skipped_seen"] == 2 and row["fetched"] == 0, row
+
+
+def test_progress_lines_while_crawling(tmp_path):
+    """Every LOGSTATS_INTERVAL seconds one progress line (Scrapy's pages/min and the crawl's
+    own counters) instead of Scrapy's own LogStats line."""
+    import time
+
+    from demo.server import FixtureServer, Response
+
+    def slow(path):  # articles that take a while, so the crawl lasts several intervals
+        def route(handler):
+            time.sleep(0.5)
+            body = (DEMO_SITE / path.lstrip("/")).read_bytes().replace(b"{{BASE}}", server.base.encode())
+            return Response(200, body, {"Content-Type": "text/html; charset=utf-8"})
+        return route
+
+    articles = ["/news/2026/11/anthropic-alibaba-distillation.html", "/news/2026/11/claude-scraping-opinion.html",
+                "/news/2026/11/openai-device-launch.html", "/news/2019/03/old-chip-export-story.html"]
+    topics = '[[topic]]\nname = "a"\nquery = "Anthropic"\nmax_age_days = 0\nfeeds = ["{{BASE}}/feeds/atom.xml", "{{BASE}}/feeds/rss.xml"]\n'
+    with FixtureServer(root=DEMO_SITE, routes={path: slow(path) for path in articles}) as server:
+        result = run_crawl(write_topics(tmp_path / "t.toml", topics, server.base), tmp_path / "news.db",
+                           "-s", "LOGSTATS_INTERVAL=0.2", "-s", "CONCURRENT_REQUESTS_PER_DOMAIN=1")
+    assert result.returncode == 0, result.stderr[-3000:]
+    line = re.compile(
+        r"Crawled (\d+) pages \(at \d+ pages/min\), stored (\d+) articles \(at \d+/min\); (\d+) candidates: "
+        r"(\d+) to fetch, (\d+) skipped as seen, (\d+) not articles, (\d+) irrelevant, (\d+) errors"
+    )
+    progress = [tuple(map(int, m.groups())) for m in line.finditer(result.stderr)]
+    assert len(progress) >= 2, result.stderr[-3000:]
+    assert "scraped" not in result.stderr.split("Spider opened")[-1].split("Dumping Scrapy stats")[0]  # Scrapy's LogStats is off
+    run = next(open_store(tmp_path / "news.db")["crawl_runs"].rows)
+    for pages, stored, candidates, to_fetch, seen, not_article, irrelevant, errors in progress:
+        assert stored <= run["stored"] and candidates <= run["discovered"] and to_fetch <= candidates
+    assert [p[1] for p in progress] == sorted(p[1] for p in progress)  # stored only grows
+    assert max(p[0] for p in progress) > 0
