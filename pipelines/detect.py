@@ -195,18 +195,29 @@ def _url_parts(url: str, others: list[str]) -> tuple[set[str], list[str], str]:
     return hosts, paths, own[1] if own else (paths[0] if paths else "")
 
 
-def page_signals(tree, url: str, extracted: dict | None) -> dict:
-    """Every piece of evidence the verdict weighs, as a flat dict (for tests and tuning)."""
-    extracted = extracted or {}
-    now = datetime.now(timezone.utc)
-    s: dict = {}
-    objects = jsonld_objects(tree) if tree is not None else []
+def _types_of(objects: list[dict]) -> set[str]:
+    """The schema.org types of JSON-LD objects and of their mainEntity."""
     types: set[str] = set()
     for obj in objects:
         types |= ld_types(obj)
         main = obj.get("mainEntity")
         if isinstance(main, dict):
             types |= ld_types(main)
+    return types
+
+
+def declares_article(tree) -> bool:
+    """The page's JSON-LD has an article object (NewsArticle, Article, BlogPosting, ...)."""
+    return bool(_types_of(jsonld_objects(tree)) & _ARTICLE_TYPES)
+
+
+def page_signals(tree, url: str, extracted: dict | None) -> dict:
+    """Every piece of evidence the verdict weighs, as a flat dict (for tests and tuning)."""
+    extracted = extracted or {}
+    now = datetime.now(timezone.utc)
+    s: dict = {}
+    objects = jsonld_objects(tree) if tree is not None else []
+    types = _types_of(objects)
     s["ld_types"] = types
     s["ld_article"] = bool(types & _ARTICLE_TYPES)
 

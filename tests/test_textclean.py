@@ -71,3 +71,26 @@ def test_title_loses_a_trailing_site_name_only():
     assert clean_title("Ferry timetable approved | Opinion", "Harbour Times", url) == "Ferry timetable approved | Opinion"
     long = "Ferry board - what the Harbour Times readers said about the new winter timetable this week"
     assert clean_title(long, "Harbour Times", url) == long
+
+
+def test_recall_retry_only_where_it_can_help():
+    """The second extraction (recall mode) runs when the first found nothing, or took under
+    half of the page's visible text, unless the page's JSON-LD declares an article."""
+    from trafilatura.utils import load_html
+
+    from pipelines.extract import needs_recall_retry
+
+    guide = "".join(f"<p>Step {i}: the council reads every comment aloud at the hearing before it votes on the plan.</p>" for i in range(10))
+
+    def page(ld_type: str | None) -> object:
+        ld = f'<script type="application/ld+json">{{"@context": "https://schema.org", "@type": "{ld_type}", "headline": "Guide"}}</script>' if ld_type else ""
+        return load_html(f"<html><head>{ld}</head><body><main><h1>Guide</h1>{guide}</main></body></html>")
+
+    first_step = "Step 0: the council reads every comment aloud at the hearing before it votes on the plan."
+    whole = "\n".join(f"Step {i}: the council reads every comment aloud at the hearing before it votes on the plan." for i in range(10))
+    assert needs_recall_retry(True, first_step, page(None))  # one block of ten
+    assert needs_recall_retry(True, first_step, page("WebPage"))  # not an article type
+    assert not needs_recall_retry(True, whole, page(None))  # the whole text
+    assert not needs_recall_retry(True, first_step, page("NewsArticle"))  # declares an article
+    assert not needs_recall_retry(True, first_step, page("BlogPosting"))
+    assert needs_recall_retry(False, "", page("NewsArticle"))  # nothing found: always
