@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import sqlite3
 from datetime import date
 from urllib.parse import urlsplit
 
@@ -271,13 +272,22 @@ def test_sources_listing_an_article_after_it_was_fetched_are_recorded(tmp_path):
     irrelevant = "/news/2026/11/openai-device-launch.html"  # in rss.xml; no "Anthropic"
     late = []  # the late feeds that answered after the article was fetched
 
-    def late_feed(wait_after_fetch: float):
+    def written() -> bool:
+        """The store has written both pages: the article, and the irrelevant page's outcome."""
+        try:
+            with sqlite3.connect(f"file:{tmp_path / 'news.db'}?mode=ro", uri=True) as conn:
+                stored = conn.execute("select 1 from articles where url like ?", ["%" + article]).fetchone()
+                judged = conn.execute("select 1 from url_outcomes where url like ?", ["%" + irrelevant]).fetchone()
+                return bool(stored and judged)
+        except sqlite3.Error:  # not created yet
+            return False
+
+    def late_feed(ready):
         def route(handler):
             deadline = time.monotonic() + 30
-            while not {article, irrelevant} <= set(server.paths()) and time.monotonic() < deadline:
-                time.sleep(0.02)
-            time.sleep(wait_after_fetch)
-            if {article, irrelevant} <= set(server.paths()):
+            while not ready() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            if ready():
                 late.append(handler.path)
             body = (
                 '<?xml version="1.0"?><rss version="2.0"><channel><title>Late</title>'
@@ -289,14 +299,17 @@ def test_sources_listing_an_article_after_it_was_fetched_are_recorded(tmp_path):
 
         return route
 
+    def requested() -> bool:  # both pages asked for: most likely still on their way to the store
+        return {article, irrelevant} <= set(server.paths())
+
     topics = (
         '[[topic]]\nname = "a"\nquery = "Anthropic"\nmax_age_days = 0\n'
         'feeds = ["{{BASE}}/feeds/atom.xml", "{{BASE}}/feeds/rss.xml", "{{BASE}}/late/soon.xml", "{{BASE}}/late/stored.xml"]\n'
         '[[topic]]\nname = "b"\nquery = "Claude AND Alibaba"\nmax_age_days = 0\nfeeds = ["{{BASE}}/late/b.xml"]\n'
         '[[topic]]\nname = "c"\nquery = "Bananas"\nmax_age_days = 0\nfeeds = ["{{BASE}}/late/c.xml"]\n'
     )
-    routes = {"/late/soon.xml": late_feed(0.0), "/late/b.xml": late_feed(0.0), "/late/c.xml": late_feed(0.0),
-              "/late/stored.xml": late_feed(4.0)}  # NEWS_STORE_FLUSH_SECONDS=0.5: stored by then
+    routes = {"/late/soon.xml": late_feed(requested), "/late/stored.xml": late_feed(written),
+              "/late/b.xml": late_feed(written), "/late/c.xml": late_feed(written)}
     with FixtureServer(root=DEMO_SITE, routes=routes) as server:
         result = run_crawl(write_topics(tmp_path / "t.toml", topics, server.base), tmp_path / "news.db",
                            "-s", "NEWS_STORE_FLUSH_SECONDS=0.5", "-s", "CONCURRENT_REQUESTS_PER_DOMAIN=16")
