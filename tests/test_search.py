@@ -697,3 +697,32 @@ def test_a_google_id_is_resolved_once_and_remembered_across_crawls(tmp_path):
     stats = [json.loads(r["stats"]) for r in runs]
     assert "news/google_links_cached" not in stats[0] and stats[1]["news/google_links_cached"] == 1
     assert stats[0]["news/search_unresolved"] == 2 and stats[1]["news/search_unresolved"] == 2  # GARBAGE, for each topic
+
+
+def test_a_stored_google_answer_that_is_refused_makes_the_spider_ask_google(tmp_path):
+    """google_links answers the article-page request with a redirect; when the spider no
+    longer accepts its URL as a publisher's (here: it points back at Google), it asks Google
+    again with a request the cache leaves alone."""
+    from crawler.middlewares import GoogleLinkCacheMiddleware
+    from crawler.spiders.meta import GOOGLE_CACHED, GOOGLE_NO_CACHE
+    from pipelines.db import open_db
+
+    topics = _topics_file(tmp_path, '[[topic]]\nname = "t"\nquery = "qwen"\nsearch = ["google_news"]\n')
+    db_path = tmp_path / "news.db"
+    crawler = get_crawler(NewsSpider, {"NEWS_TOPICS": str(topics), "NEWS_DB": str(db_path), "NEWS_GOOGLE_NEWS_URL": "http://gnews.test"})
+    spider = NewsSpider.from_crawler(crawler)
+    token = google_new_token("cached")
+    db = open_db(db_path)
+    db["google_links"].insert({"id": token, "url": "http://gnews.test/read/elsewhere", "resolved_at": "2026-12-01T00:00:00+00:00"})
+    middleware = GoogleLinkCacheMiddleware.from_crawler(crawler)
+
+    rss = f"<rss version='2.0'><channel><item><title>A</title><link>http://gnews.test/rss/articles/{token}?oc=5</link></item></channel></rss>"
+    url = "http://gnews.test/rss/search?q=qwen"
+    meta = {TOPICS: ("t",), SOURCE: "google_news", SEARCH_QUERY: "qwen"}
+    [page] = spider.parse_search(TextResponse(url, body=rss.encode(), encoding="utf-8", request=Request(url, meta=meta)))
+    cached = middleware.process_request(page)
+    assert cached.status == 302 and cached.headers["Location"] == b"http://gnews.test/read/elsewhere" and page.meta[GOOGLE_CACHED]
+    assert crawler.stats.get_value("news/google_links_cached") == 1
+    [again] = spider.parse_google_article(cached)
+    assert again.url == page.url and again.meta[GOOGLE_NO_CACHE] and again.callback == spider.parse_google_article
+    assert middleware.process_request(again) is None  # goes to Google
