@@ -288,12 +288,9 @@ class StorePipeline:
                 db["google_links"].insert_all(google_links, replace=True)
             for row in batch:
                 exists = db.execute("SELECT 1 FROM articles WHERE url = ?", [row["url"]]).fetchone()
-                topic_rows = [
-                    {"url": row["url"], "topic": t, "matched": json.dumps(row["matches"].get(t, [])), "run_id": run_id, "added_at": now}
-                    for t in row["topics"]
-                ]
-                source_rows = [{"url": row["url"], **src, "run_id": run_id, "found_at": now} for src in row["sources"] if src["topic"] in row["topics"]]
-                db["article_sources"].insert_all(source_rows, ignore=True)
+                topic_rows = [_topic_row(row["url"], t, row["matches"].get(t, []), run_id, now) for t in row["topics"]]
+                sources = [(src["topic"], src["kind"], src["source"], src["query"]) for src in row["sources"]]
+                db["article_sources"].insert_all(_source_rows(row["url"], sources, row["topics"], run_id, now), ignore=True)
                 if exists:
                     seen.append(row)
                     db["article_topics"].insert_all(topic_rows, ignore=True)
@@ -352,18 +349,10 @@ class StorePipeline:
                     article = db.execute("SELECT title, text FROM articles WHERE url = ?", [url]).fetchone()
                 matched = topic.match(f"{article[0] or ''}\n{article[1] or ''}")
                 if matched is not None:
-                    db["article_topics"].insert(
-                        {"url": url, "topic": name, "matched": json.dumps(sorted(matched)), "run_id": run_id, "added_at": now}, ignore=True
-                    )
+                    db["article_topics"].insert(_topic_row(url, name, sorted(matched), run_id, now), ignore=True)
                     tagged.add(name)
                     tagged_now.append(name)
-            rows = [
-                {"url": url, "topic": t, "kind": kind, "source": source, "query": query, "run_id": run_id, "found_at": now}
-                for t, kind, source, query in sources
-                if t in tagged
-            ]
-            if rows:
-                db["article_sources"].insert_all(rows, ignore=True)
+            db["article_sources"].insert_all(_source_rows(url, sources, tagged, run_id, now), ignore=True)
         return tagged_now, waiting
 
     def _forget_old_google_links(self) -> None:
@@ -394,6 +383,21 @@ class StorePipeline:
         except Exception:
             logger.exception("Grouping failed for %d article(s); they are stored without groups (regroup later)", len(rows))
             self.stats.inc_value("news/grouping_errors", len(rows))
+
+
+def _topic_row(url: str, topic: str, matched: list, run_id, now: str) -> dict:
+    """An article_topics row: the article tagged with ``topic``, with its matched terms."""
+    return {"url": url, "topic": topic, "matched": json.dumps(matched), "run_id": run_id, "added_at": now}
+
+
+def _source_rows(url: str, sources, topics, run_id, now: str) -> list[dict]:
+    """article_sources rows of ``sources`` ((topic, kind, source URL, query)) for the
+    topics the article is tagged with."""
+    return [
+        {"url": url, "topic": t, "kind": kind, "source": source, "query": query, "run_id": run_id, "found_at": now}
+        for t, kind, source, query in sources
+        if t in topics
+    ]
 
 
 def _row(item: ArticleItem) -> dict:

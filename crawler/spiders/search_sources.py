@@ -136,14 +136,14 @@ class SearchSources:
             url = self._publisher_url(service, candidate.url)
             article_id = google_article_id(candidate.url) if url is None and service == "google_news" else None
             if article_id:  # an id in the newer, opaque format: ask Google (parse_google_article)
-                known = self._google_ids.get(article_id, ())
-                if isinstance(known, list):  # being resolved for another search
-                    known.append((candidate, listing))
-                    continue
-                if known == ():
+                if article_id not in self._google_ids:
                     self._google_ids[article_id] = []
                     page = google_article_page_url(self.search_bases[service], article_id)
                     yield self._google_request(page, candidate, response, GOOGLE_FIRST_STEP, self.parse_google_article)
+                    continue
+                known = self._google_ids[article_id]
+                if isinstance(known, list):  # being resolved for another search
+                    known.append((candidate, listing))
                     continue
                 url = known  # resolved earlier in this crawl (None: it could not be)
             if url is None:
