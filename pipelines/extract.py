@@ -11,8 +11,9 @@ import json
 import logging
 import multiprocessing
 import os
+import threading
 import zlib
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
@@ -26,7 +27,7 @@ from pipelines.flow import InFlight, limit as in_flight_limit
 from pipelines.dates import resolve_published
 from pipelines.detect import article_verdict, declares_article
 from pipelines.group import Grouper, features
-from pipelines.textclean import clean_text, clean_title, page_text_chars
+from pipelines.textclean import clean_text, clean_title, page_text_chars, paragraph_text_chars
 from pipelines.textnorm import block_key, content_hash
 
 logger = logging.getLogger(__name__)
@@ -56,6 +57,7 @@ class ExtractOptions:
 
 RECALL_PAGE_SHARE = 0.5  # retry when the text is under this share of the page's visible text
 RECALL_ACCEPT_RATIO = 1.5  # keep the recall-mode text when it is this much longer (both cleaned)
+FAST_TEXT_SHARE = 0.6  # fast mode's text must reach this share of the page's <p> text (docs/extraction.md)
 
 
 def _as_dict(doc) -> dict:
@@ -98,18 +100,24 @@ def extract(body: bytes, encoding: str | None, url: str, hints: dict | None, opt
         include_comments=False,
         include_tables=True,
         deduplicate=False,  # trafilatura's cache is process-global: grouping is our job
+        date_extraction_params={"extensive_search": True, "original_date": True},
     )
-    dates = {"extensive_search": True, "original_date": True}
-    doc = trafilatura.bare_extraction(tree, with_metadata=True, date_extraction_params=dates, **settings)
+    # a page whose JSON-LD declares an article is extracted in trafilatura's fast mode (no
+    # readability/jusText comparison: about 7 ms less on a news page), again in full when
+    # that falls short (docs/extraction.md)
+    declared = declares_article(tree)
+    doc = trafilatura.bare_extraction(tree, with_metadata=True, fast=declared, **settings)
     data = _as_dict(doc)
     raw = (data.get("text") or "").strip()
+    if declared and fast_pass_fell_short(raw, tree, options.min_text_chars):
+        doc = trafilatura.bare_extraction(tree, with_metadata=True, **settings)
+        data = _as_dict(doc)
+        raw = (data.get("text") or "").strip()
     text = clean_text(raw, tree, url, data.get("title"))
     # recall fallback: trafilatura's recall mode, kept when it gives 1.5x more text once both
     # are cleaned (needs_recall_retry says when to try)
-    if options.recall_fallback and needs_recall_retry(doc is not None, raw, tree):
-        again = trafilatura.bare_extraction(
-            tree, favor_recall=True, with_metadata=doc is None, date_extraction_params=dates, **settings
-        )
+    if options.recall_fallback and needs_recall_retry(doc is not None, raw, tree, declared):
+        again = trafilatura.bare_extraction(tree, favor_recall=True, with_metadata=doc is None, **settings)
         if again is not None:
             again_data = _as_dict(again)
             more = clean_text((again_data.get("text") or "").strip(), tree, url, data.get("title") or again_data.get("title"))
@@ -149,14 +157,22 @@ def extract(body: bytes, encoding: str | None, url: str, hints: dict | None, opt
     return result
 
 
-def needs_recall_retry(found: bool, raw: str, tree) -> bool:
+def fast_pass_fell_short(raw: str, tree, min_chars: int) -> bool:
+    """Whether a fast-mode extraction must be redone with trafilatura's full cascade: its text
+    is under the article minimum, or under FAST_TEXT_SHARE of the text in the page's <p>
+    elements (it took one block of a longer text that the readability comparison would find)."""
+    return len(raw) < min_chars or len(raw) < FAST_TEXT_SHARE * paragraph_text_chars(tree)
+
+
+def needs_recall_retry(found: bool, raw: str, tree, declared: bool) -> bool:
     """Whether to extract again in trafilatura's recall mode: when the first pass found
     nothing, or when its text covers under half of the page's visible text (it may have taken
-    one block of a longer text), except on pages whose JSON-LD declares an article: there
-    (most news pages) the retry gained no text on any benchmark page (docs/extraction.md)."""
+    one block of a longer text), except on pages whose JSON-LD declares an article
+    (``declared``, detect.declares_article): there (most news pages) the retry gained no text
+    on any benchmark page (docs/extraction.md)."""
     if not found:
         return True
-    return not declares_article(tree) and len(raw) < RECALL_PAGE_SHARE * page_text_chars(tree)
+    return not declared and len(raw) < RECALL_PAGE_SHARE * page_text_chars(tree)
 
 
 _BLOCK_TAGS = ("p", "li", "h1", "h2", "h3", "h4", "h5", "h6", "a", "dt", "dd", "td", "th", "blockquote", "figcaption", "caption")
@@ -239,6 +255,7 @@ class ExtractPipeline:
         self.options = options
         self.in_flight = in_flight  # pauses fetching while too many articles are in the pipelines (pipelines/flow.py)
         self._pool: ProcessPoolExecutor | None = None
+        self._starting: Future | None = None  # the first pool, being started in a thread
 
     @classmethod
     def from_crawler(cls, crawler):
@@ -256,8 +273,17 @@ class ExtractPipeline:
         return cls(crawler.stats, workers, options, settings.getint("NEWS_EXTRACT_MAX_TASKS_PER_CHILD", 500) or None, in_flight)
 
     def open_spider(self):
-        self._pool = self._new_pool()
-        logger.info("Extraction pool: %d worker process(es)", self.workers)
+        # Starting the workers takes about half a second (the forkserver imports trafilatura):
+        # in a thread, so that discovery runs meanwhile; the first page waits for it.
+        self._starting = Future()
+        threading.Thread(target=self._start_first_pool, args=(self._starting,), name="news-extract-pool", daemon=True).start()
+
+    def _start_first_pool(self, started: Future) -> None:
+        try:
+            started.set_result(self._new_pool())
+            logger.info("Extraction pool: %d worker process(es)", self.workers)
+        except BaseException as exc:  # process_item reports it for every page
+            started.set_exception(exc)
 
     def _new_pool(self) -> ProcessPoolExecutor:
         # forkserver: workers fork from a clean server process (never from the reactor's),
@@ -290,6 +316,12 @@ class ExtractPipeline:
         logger.warning("Extraction pool restarted after a worker died")
 
     def close_spider(self):
+        if self._pool is None and self._starting is not None:
+            try:
+                self._pool = self._starting.result()  # waits, in a crawl that ended while the pool started
+            except Exception:  # already reported for each page that waited for it
+                pass
+        self._starting = None
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
@@ -301,6 +333,8 @@ class ExtractPipeline:
             self.in_flight.enter(item)  # it leaves on item_scraped / item_dropped / item_error
         args = (item["html"], item.get("encoding"), item["url"], item.get("hints"), self.options)
         try:
+            if self._pool is None:
+                self._pool = await asyncio.wrap_future(self._starting)
             future = self._submit(*args)
             pool = self._pool
             try:

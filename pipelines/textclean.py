@@ -22,9 +22,11 @@ from __future__ import annotations
 import re
 from urllib.parse import urlsplit
 
+from lxml import etree
+
 from pipelines.detect import host_and_path
 
-__all__ = ["clean_text", "clean_title", "page_text_chars", "site_host"]
+__all__ = ["clean_text", "clean_title", "page_text_chars", "paragraph_text_chars", "site_host"]
 
 _MARK = re.compile(r"^\s*(?:[-•*·▪►]\s+)+")  # list-item markers trafilatura or the page put in front
 _BOILER = re.compile(
@@ -35,7 +37,6 @@ _BOILER = re.compile(
     re.I,
 )
 _TITLE_META = ("og:title", "twitter:title")
-_PAGE_TEXT = None  # compiled on first use (lxml imported lazily, like trafilatura)
 
 
 def _norm(text: str) -> str:
@@ -65,17 +66,22 @@ def _same_site(href: str, host: str) -> bool:
     return bool(host) and (other == host or other.endswith("." + host) or host.endswith("." + other))
 
 
-def page_text_chars(tree) -> int:
-    """Characters of visible text in <body> (whitespace collapsed), about 4 ms on a news page."""
-    global _PAGE_TEXT
-    if _PAGE_TEXT is None:
-        from lxml import etree
+_PAGE_TEXT = etree.XPath(
+    "//body//text()[not(ancestor::script or ancestor::style or ancestor::noscript or ancestor::template or ancestor::svg)]",
+    smart_strings=False,
+)
+_PARAGRAPH_TEXT = etree.XPath("//p//text()", smart_strings=False)
 
-        _PAGE_TEXT = etree.XPath(
-            "//body//text()[not(ancestor::script or ancestor::style or ancestor::noscript or ancestor::template or ancestor::svg)]",
-            smart_strings=False,
-        )
+
+def page_text_chars(tree) -> int:
+    """Characters of visible text in <body> (whitespace collapsed), about 2-4 ms on a news page."""
     return sum(len(" ".join(t.split())) for t in _PAGE_TEXT(tree)) if tree is not None else 0
+
+
+def paragraph_text_chars(tree) -> int:
+    """Characters of text inside the page's <p> elements: a cheap (0.05 ms) measure of how
+    much prose the page holds, for checking a fast extraction."""
+    return sum(len(t) for t in _PARAGRAPH_TEXT(tree)) if tree is not None else 0
 
 
 def _title_forms(tree, title: str | None) -> tuple[set[str], str]:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from demo.server import FixtureServer
 from pipelines.template import SiteTemplates
 from pipelines.textnorm import block_key
@@ -15,11 +17,12 @@ def _collapse(text: str) -> str:
     return re.sub(r"\s+", " ", text).strip()
 
 
-def crawl_featured_site(tmp_path, *settings: str):
-    """Serve the creati.ai-layout fixture site and crawl it; returns (result, laid-out articles)."""
+def crawl_featured_site(tmp_path, *settings: str, jsonld: bool = False):
+    """Serve the creati.ai-layout fixture site and crawl it; returns (result, laid-out articles).
+    ``jsonld``: the pages declare a NewsArticle (extraction then takes trafilatura's fast mode)."""
     server = FixtureServer()
     with server:
-        pages, articles = featured_site.build(server.base)
+        pages, articles = featured_site.build(server.base, jsonld=jsonld)
         server.pages.update(pages)
         topics = tmp_path / "topics.toml"
         topics.write_text(f'[[topic]]\nname = "ai"\nmax_age_days = 0\nfeeds = ["{server.base}/feed.xml"]\n')
@@ -27,8 +30,9 @@ def crawl_featured_site(tmp_path, *settings: str):
     return result, articles
 
 
-def test_featured_cards_removed_in_every_layout(tmp_path):
-    result, articles = crawl_featured_site(tmp_path)
+@pytest.mark.parametrize("jsonld", [False, True], ids=["no-json-ld", "json-ld-news-article"])
+def test_featured_cards_removed_in_every_layout(tmp_path, jsonld):
+    result, articles = crawl_featured_site(tmp_path, jsonld=jsonld)
     assert result.returncode == 0, result.stderr[-3000:]
     db = open_store(tmp_path / "news.db")
     texts = {row["url"].split("/news/")[1]: _collapse(row["text"]) for row in db["articles"].rows}

@@ -78,6 +78,7 @@ def test_recall_retry_only_where_it_can_help():
     half of the page's visible text, unless the page's JSON-LD declares an article."""
     from trafilatura.utils import load_html
 
+    from pipelines.detect import declares_article
     from pipelines.extract import needs_recall_retry
 
     guide = "".join(f"<p>Step {i}: the council reads every comment aloud at the hearing before it votes on the plan.</p>" for i in range(10))
@@ -88,9 +89,32 @@ def test_recall_retry_only_where_it_can_help():
 
     first_step = "Step 0: the council reads every comment aloud at the hearing before it votes on the plan."
     whole = "\n".join(f"Step {i}: the council reads every comment aloud at the hearing before it votes on the plan." for i in range(10))
-    assert needs_recall_retry(True, first_step, page(None))  # one block of ten
-    assert needs_recall_retry(True, first_step, page("WebPage"))  # not an article type
-    assert not needs_recall_retry(True, whole, page(None))  # the whole text
-    assert not needs_recall_retry(True, first_step, page("NewsArticle"))  # declares an article
-    assert not needs_recall_retry(True, first_step, page("BlogPosting"))
-    assert needs_recall_retry(False, "", page("NewsArticle"))  # nothing found: always
+
+    def retry(found: bool, raw: str, tree) -> bool:
+        return needs_recall_retry(found, raw, tree, declares_article(tree))
+
+    assert retry(True, first_step, page(None))  # one block of ten
+    assert retry(True, first_step, page("WebPage"))  # not an article type
+    assert not retry(True, whole, page(None))  # the whole text
+    assert not retry(True, first_step, page("NewsArticle"))  # declares an article
+    assert not retry(True, first_step, page("BlogPosting"))
+    assert retry(False, "", page("NewsArticle"))  # nothing found: always
+
+
+def test_fast_extraction_redone_when_it_falls_short():
+    """On pages declaring an article, extract() takes trafilatura's fast mode first; the full
+    cascade runs again when that text is under the article minimum or under 60% of the
+    page's paragraph text."""
+    from trafilatura.utils import load_html
+
+    from pipelines.extract import fast_pass_fell_short
+
+    step = "Step {}: the council reads every comment aloud at the hearing before it votes on the plan."
+    tree = load_html("<html><body><main><h1>Guide</h1>" + "".join(f"<p>{step.format(i)}</p>" for i in range(10)) + "</main></body></html>")
+    whole = "\n".join(step.format(i) for i in range(10))
+    six, five = "\n".join(step.format(i) for i in range(6)), "\n".join(step.format(i) for i in range(5))
+    assert not fast_pass_fell_short(whole, tree, 400)
+    assert not fast_pass_fell_short(six, tree, 400)  # 60% of the paragraphs
+    assert fast_pass_fell_short(five, tree, 400)  # one block of a longer text
+    assert fast_pass_fell_short(whole, tree, len(whole) + 1)  # under the article minimum
+    assert fast_pass_fell_short("", tree, 400)  # fast mode found nothing

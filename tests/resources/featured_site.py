@@ -40,14 +40,17 @@ def _cards(cards: list[dict], style: str) -> str:
     return "\n".join(out)
 
 
-def _page(article: dict, cards: str, placement: str) -> str:
+def _page(article: dict, cards: str, placement: str, jsonld: bool) -> str:
     paragraphs = "\n".join(f"<p>{html.escape(p)}</p>" for p in article["paragraphs"])
     title = html.escape(article["title"])
     body_extra = cards if placement == "same_container" else ""
     article_extra = f'<div class="featured-tools">{cards}</div>' if placement == "inside_article" else ""
     after_article = f'<div class="featured-tools">{cards}</div>' if placement == "sibling_div" else ""
+    # JSON-LD declaring a NewsArticle, as most news sites publish: extract() then uses trafilatura's fast mode
+    ld = json.dumps({"@context": "https://schema.org", "@type": "NewsArticle", "headline": article["title"], "datePublished": article["published"]})
+    ld_script = f'<script type="application/ld+json">{html.escape(ld, quote=False)}</script>' if jsonld else ""
     return f"""<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{title} | AI Wire</title>
-<meta property="og:type" content="article"><meta property="article:published_time" content="{article['published']}T09:00:00Z">
+<meta property="og:type" content="article"><meta property="article:published_time" content="{article['published']}T09:00:00Z">{ld_script}
 </head><body>
 <header><a href="/">AI Wire</a><nav><a href="/news/">News</a> <a href="/tools/">Tools</a> <a href="/about/">About</a></nav></header>
 <main><article><h1>{title}</h1><p class="byline">By Staff</p>
@@ -63,8 +66,9 @@ def _page(article: dict, cards: str, placement: str) -> str:
 </body></html>"""
 
 
-def build(base: str) -> tuple[dict[str, bytes], list[dict]]:
-    """Pages (path -> body) including /feed.xml, and the articles laid out on them."""
+def build(base: str, jsonld: bool = False) -> tuple[dict[str, bytes], list[dict]]:
+    """Pages (path -> body) including /feed.xml, and the articles laid out on them;
+    ``jsonld``: every page declares a NewsArticle in JSON-LD."""
     manifest = _manifest()
     articles = [a for a in manifest["articles"] if a["path"].startswith("/news/2026/")][: len(VARIANTS)]
     cards = manifest["featured_cards"]
@@ -72,7 +76,7 @@ def build(base: str) -> tuple[dict[str, bytes], list[dict]]:
     laid_out = []
     for index, (article, (placement, style)) in enumerate(zip(articles, VARIANTS)):
         path = f"/news/{index + 1}-{placement}-{style}.html"
-        pages[path] = _page(article, _cards(cards, style), placement).encode("utf-8")
+        pages[path] = _page(article, _cards(cards, style), placement, jsonld).encode("utf-8")
         laid_out.append({**article, "path": path, "variant": f"{placement}/{style}"})
     items = "".join(f"<item><title>{html.escape(a['title'])}</title><link>{base}{a['path']}</link></item>" for a in laid_out)
     pages["/feed.xml"] = f'<?xml version="1.0"?><rss version="2.0"><channel><title>AI Wire</title>{items}</channel></rss>'.encode()
