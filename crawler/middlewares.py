@@ -196,19 +196,23 @@ class SearchSlotMiddleware:
 
 
 class _StoreReader:
-    """Shared read access to the store for middlewares."""
+    """Shared read access to the store for middlewares. ``queries``: topic name -> the
+    fingerprint of its current query (Topic.query_fingerprint)."""
 
-    def __init__(self, db_path: str):
+    def __init__(self, db_path: str, queries: dict[str, str] | None = None):
         self.db = open_db(db_path)
+        self.queries = queries or {}
 
     def known(self, url: str, topics) -> str | None:
-        """Why ``url`` needs no fetch for ``topics`` (stored, not an article, irrelevant), or None."""
+        """Why ``url`` needs no fetch for ``topics`` (stored, not an article, irrelevant), or None.
+        A page judged irrelevant to a topic whose query has changed since is fetched again."""
         if self.db.execute("SELECT 1 FROM articles WHERE url = ?", [url]).fetchone():
             return "already stored"
-        outcomes = dict(self.db.execute("SELECT topic, outcome FROM url_outcomes WHERE url = ?", [url]).fetchall())
-        if "" in outcomes:
+        rows = self.db.execute("SELECT topic, query_fingerprint FROM url_outcomes WHERE url = ?", [url]).fetchall()
+        if any(topic == "" for topic, _ in rows):
             return "not an article (an earlier crawl)"
-        if outcomes and topics and all(t in outcomes for t in topics):
+        judged = {topic for topic, fingerprint in rows if fingerprint is None or fingerprint == self.queries.get(topic)}
+        if judged and topics and all(t in judged for t in topics):
             return "irrelevant to its topics (an earlier crawl)"
         return None
 
@@ -225,7 +229,10 @@ class _StoreReadingMiddleware:
         db_path = crawler.settings.get("NEWS_DB")
         if not db_path:
             raise NotConfigured("NEWS_DB is not set")
-        return cls(_StoreReader(db_path), crawler.stats)
+        from crawler.topics import topics_by_name
+
+        queries = {name: topic.query_fingerprint for name, topic in topics_by_name(crawler.settings).items()}
+        return cls(_StoreReader(db_path, queries), crawler.stats)
 
 
 class SeenArticlesMiddleware(_StoreReadingMiddleware):

@@ -20,6 +20,7 @@ True
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 from typing import Union
@@ -114,6 +115,11 @@ class Query:
 
     def match(self, text: str) -> frozenset[str] | None:
         return self.root.eval(_Doc(text))
+
+    def fingerprint(self) -> str:
+        """A short id of what the query matches, from its parsed form: the same for queries
+        that differ only in spacing, letter case of terms or redundant parentheses."""
+        return hashlib.sha1(repr(self.root).encode("utf-8")).hexdigest()[:16]
 
     def terms(self) -> list[str]:
         """The positive terms (not under NOT), in query order: useful to rank work."""

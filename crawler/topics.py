@@ -51,6 +51,11 @@ class Topic:
             return frozenset()
         return self.query.match(text)
 
+    @property
+    def query_fingerprint(self) -> str:
+        """Query.fingerprint() of the topic's query; "" when it has none (every article is relevant)."""
+        return self.query.fingerprint() if self.query is not None else ""
+
     def source_origins(self) -> set[tuple[str, str, int | None]]:
         """(scheme, host, port) of every configured source URL."""
         return {origin(url) for url in (*self.feeds, *self.sitemaps, *self.pages)}

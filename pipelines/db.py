@@ -158,6 +158,13 @@ def m007_google_links(db: sqlite_utils.Database) -> None:
     db["google_links"].create({"id": str, "url": str, "resolved_at": str}, pk="id")
 
 
+@migrations()
+def m008_outcome_query(db: sqlite_utils.Database) -> None:
+    # the fingerprint of the topic's query that judged a page irrelevant: a changed query
+    # judges the page again (NULL on rows written before this column: their verdict stands)
+    db["url_outcomes"].add_column("query_fingerprint", str)
+
+
 def open_db(path: str | Path, *, migrate: bool = True) -> sqlite_utils.Database:
     """Open (and create) the store at ``path``: WAL, busy timeout, schema up to date."""
     path = Path(path)

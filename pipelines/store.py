@@ -205,7 +205,10 @@ class StorePipeline:
             return
         topics = [""] if isinstance(exception, NotAnArticleDrop) else list(item.get("topics") or ())
         for topic in topics:
-            self._outcomes.append({"url": item["url"], "topic": topic, "outcome": exception.outcome, "reason": str(exception)})
+            fingerprint = self.topics[topic].query_fingerprint if topic in self.topics else None  # see _StoreReader.known
+            self._outcomes.append(
+                {"url": item["url"], "topic": topic, "outcome": exception.outcome, "reason": str(exception), "query_fingerprint": fingerprint}
+            )
         self._track(asyncio.ensure_future(self._added()))
 
     def article_listed(self, url: str, sources=()):
@@ -298,6 +301,8 @@ class StorePipeline:
                 article = {k: row.get(k) for k in ARTICLE_COLUMNS}
                 article["run_id"] = run_id
                 db["articles"].insert(article)
+                # verdicts of earlier crawls for these topics (irrelevant to an older query) are void now
+                db.execute(f"DELETE FROM url_outcomes WHERE url = ? AND topic IN ({', '.join('?' * len(row['topics']))})", [row["url"], *row["topics"]])
                 if self.test_pause_file:
                     self._test_pause()
                 db["article_topics"].insert_all(topic_rows, ignore=True)

@@ -259,6 +259,56 @@ def test_a_topic_added_later_gets_stored_articles_without_refetching(tmp_path):
         assert "Claude" in text and "Alibaba" in text
 
 
+def test_a_changed_query_judges_irrelevant_pages_again(tmp_path):
+    """Pages an earlier crawl found irrelevant are not fetched again while the topic's query
+    stays the same (spacing and letter case aside); once the query changes they are fetched
+    and judged by the new one."""
+    from demo.server import FixtureServer
+
+    def topics(query: str) -> str:
+        return f'[[topic]]\nname = "a"\nquery = \'{query}\'\nfeeds = ["{{{{BASE}}}}/feeds/atom.xml"]\nmax_age_days = 0\n'
+
+    def crawl(query: str, name: str) -> list[str]:
+        db = open_store(tmp_path / "news.db")
+        db.execute("delete from source_state")  # no conditional GET: every run reads the feed
+        db.conn.commit()
+        server.clear()
+        result = run_crawl(write_topics(tmp_path / name, topics(query), server.base), tmp_path / "news.db")
+        assert result.returncode == 0, result.stderr[-3000:]
+        return sorted(p for p in server.paths() if p.startswith("/news/"))
+
+    with FixtureServer(root=DEMO_SITE) as server:
+        assert run_crawl(write_topics(tmp_path / "t0.toml", topics("Bananas"), server.base), tmp_path / "news.db").returncode == 0
+        db = open_store(tmp_path / "news.db")
+        judged = sorted(urlsplit(r["url"]).path for r in db["url_outcomes"].rows_where("topic = 'a'"))
+        assert judged and db["articles"].count == 0
+        assert crawl("  bananas ", "t1.toml") == []  # the same query: nothing fetched again
+        fetched = crawl("spokesperson", "t2.toml")  # in the distillation report only
+    assert fetched == judged == ["/news/2026/11/anthropic-alibaba-distillation.html", "/news/2026/11/claude-scraping-opinion.html"]
+    db = open_store(tmp_path / "news.db")
+    assert [urlsplit(r["url"]).path for r in db["articles"].rows] == [judged[0]]
+    assert [json.loads(r["matched"]) for r in db["article_topics"].rows] == [["spokesperson"]]
+    # the stored page's old verdict is gone; the other page carries the new query's verdict
+    still = [(urlsplit(r["url"]).path, r["run_id"]) for r in db["url_outcomes"].rows_where("topic = 'a'")]
+    assert still == [(judged[1], 3)]
+
+
+def test_an_irrelevant_verdict_stands_for_its_own_query_only(tmp_path):
+    """The seen-check's reading of url_outcomes: a verdict recorded under another query is
+    void; one recorded before queries were fingerprinted (NULL) stands."""
+    from crawler.middlewares import _StoreReader
+    from pipelines.db import open_db
+
+    db = open_db(tmp_path / "news.db")  # the crawler's schema
+    rows = [("http://x/old", "a", None), ("http://x/same", "a", "f1"), ("http://x/other", "a", "f0"),
+            ("http://x/both", "a", "f1"), ("http://x/both", "b", "f0")]
+    db["url_outcomes"].insert_all({"url": u, "topic": t, "outcome": "irrelevant", "reason": "r", "query_fingerprint": f} for u, t, f in rows)
+    reader = _StoreReader(str(tmp_path / "news.db"), {"a": "f1", "b": "f2"})
+    assert reader.known("http://x/old", ("a",)) and reader.known("http://x/same", ("a",))
+    assert reader.known("http://x/other", ("a",)) is None
+    assert reader.known("http://x/both", ("a",)) and reader.known("http://x/both", ("a", "b")) is None
+
+
 def test_sources_listing_an_article_after_it_was_fetched_are_recorded(tmp_path):
     """Feeds that arrive after their article was fetched in the same crawl (still in
     extraction, or already stored) are recorded in article_sources; a topic whose feed

@@ -66,3 +66,10 @@ def test_errors_say_what_and_where(bad, fragment):
     with pytest.raises(QueryError) as info:
         parse_query(bad)
     assert fragment in str(info.value)
+
+
+def test_fingerprint_ignores_spacing_and_case_only():
+    same = [parse_query(q).fingerprint() for q in ('Anthropic AND (Alibaba OR Qwen)', 'anthropic  AND (alibaba OR QWEN)', 'Anthropic AND ((Alibaba OR Qwen))')]
+    assert len(set(same)) == 1 and len(same[0]) == 16
+    others = {parse_query(q).fingerprint() for q in ('Anthropic AND (Alibaba OR Qwen)', 'Anthropic OR (Alibaba OR Qwen)', 'Anthropic AND NOT (Alibaba OR Qwen)', '"Anthropic Alibaba" OR Qwen')}
+    assert len(others) == 4
