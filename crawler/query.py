@@ -21,6 +21,7 @@ True
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from dataclasses import dataclass
 from typing import Union
@@ -119,7 +120,8 @@ class Query:
     def fingerprint(self) -> str:
         """A short id of what the query matches, from its parsed form: the same for queries
         that differ only in spacing, letter case of terms or redundant parentheses."""
-        return hashlib.sha1(repr(self.root).encode("utf-8")).hexdigest()[:16]
+        canonical = json.dumps(_canonical(self.root), ensure_ascii=False, separators=(",", ":"))
+        return hashlib.sha1(canonical.encode("utf-8")).hexdigest()[:16]
 
     def terms(self) -> list[str]:
         """The positive terms (not under NOT), in query order: useful to rank work."""
@@ -137,6 +139,15 @@ class Query:
 
         walk(self.root, False)
         return out
+
+
+def _canonical(node: _Node) -> list:
+    """The parsed query as nested lists (["and", ["term", "anthropic"], ...]), for fingerprints."""
+    if isinstance(node, _Term):
+        return ["term", *node.words]
+    if isinstance(node, _Not):
+        return ["not", _canonical(node.child)]
+    return ["and" if isinstance(node, _And) else "or", *(_canonical(child) for child in node.children)]
 
 
 def parse_query(source: str) -> Query:

@@ -16,6 +16,7 @@ import zlib
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
+from typing import Callable
 from urllib.parse import urlsplit
 
 from scrapy.exceptions import DropItem
@@ -102,17 +103,8 @@ def extract(body: bytes, encoding: str | None, url: str, hints: dict | None, opt
         deduplicate=False,  # trafilatura's cache is process-global: grouping is our job
         date_extraction_params={"extensive_search": True, "original_date": True},
     )
-    # a page whose JSON-LD declares an article is extracted in trafilatura's fast mode (no
-    # readability/jusText comparison: about 7 ms less on a news page), again in full when
-    # that falls short (docs/extraction.md)
     declared = declares_article(tree)
-    doc = trafilatura.bare_extraction(tree, with_metadata=True, fast=declared, **settings)
-    data = _as_dict(doc)
-    raw = (data.get("text") or "").strip()
-    if declared and fast_pass_fell_short(raw, tree, options.min_text_chars):
-        doc = trafilatura.bare_extraction(tree, with_metadata=True, **settings)
-        data = _as_dict(doc)
-        raw = (data.get("text") or "").strip()
+    doc, data, raw = _first_pass(trafilatura, tree, declared, options.min_text_chars, settings)
     text = clean_text(raw, tree, url, data.get("title"))
     # recall fallback: trafilatura's recall mode, kept when it gives 1.5x more text once both
     # are cleaned (needs_recall_retry says when to try)
@@ -155,6 +147,24 @@ def extract(body: bytes, encoding: str | None, url: str, hints: dict | None, opt
     if options.group_features is not None:
         result["group_features"] = features(title or "", text, **options.group_features)
     return result
+
+
+def _first_pass(trafilatura, tree, declared: bool, min_chars: int, settings: dict):
+    """trafilatura's extraction: (document or None, its fields, its text). A page whose JSON-LD
+    declares an article is extracted in fast mode (no readability/jusText comparison: about
+    7 ms less on a news page), and again in full when that falls short; the full text is
+    kept unless it is shorter (docs/extraction.md)."""
+    doc = trafilatura.bare_extraction(tree, with_metadata=True, fast=declared, **settings)
+    data = _as_dict(doc)
+    raw = (data.get("text") or "").strip()
+    if declared and (doc is None or fast_pass_fell_short(raw, tree, min_chars)):
+        # fast mode's metadata is the full mode's (the date search is configured explicitly)
+        full = trafilatura.bare_extraction(tree, with_metadata=doc is None, **settings)
+        full_raw = (_as_dict(full).get("text") or "").strip()
+        if full is not None and len(full_raw) >= len(raw):
+            data = _as_dict(full) if doc is None else {**data, "text": full_raw}
+            doc, raw = full, full_raw
+    return doc, data, raw
 
 
 def fast_pass_fell_short(raw: str, tree, min_chars: int) -> bool:
@@ -248,7 +258,15 @@ def read_site_rules(settings) -> dict:
 class ExtractPipeline:
     """Runs :func:`extract` in a process pool sized to the machine (NEWS_EXTRACT_WORKERS)."""
 
-    def __init__(self, stats, workers: int, options: ExtractOptions, max_tasks_per_child: int | None = None, in_flight: InFlight | None = None):
+    def __init__(
+        self,
+        stats,
+        workers: int,
+        options: ExtractOptions,
+        max_tasks_per_child: int | None = None,
+        in_flight: InFlight | None = None,
+        stop_crawl: Callable[[str], object] | None = None,
+    ):
         self.stats = stats
         self.workers = workers
         self.max_tasks_per_child = max_tasks_per_child
@@ -256,11 +274,16 @@ class ExtractPipeline:
         self.in_flight = in_flight  # pauses fetching while too many articles are in the pipelines (pipelines/flow.py)
         self._pool: ProcessPoolExecutor | None = None
         self._starting: Future | None = None  # the first pool, being started in a thread
+        self.stop_crawl = stop_crawl  # called with a reason when no pool can start
+        self._stopping = False
 
     @classmethod
     def from_crawler(cls, crawler):
         settings = crawler.settings
-        workers = settings.getint("NEWS_EXTRACT_WORKERS", 0) or os.cpu_count() or 1
+        workers = settings.getint("NEWS_EXTRACT_WORKERS", 0)
+        if workers < 0:
+            raise ValueError(f"NEWS_EXTRACT_WORKERS={workers}: the number of extraction processes must be 1 or more (0 = one per CPU core)")
+        workers = workers or os.cpu_count() or 1
         options = ExtractOptions(
             min_text_chars=settings.getint("NEWS_MIN_TEXT_CHARS", 400),
             keep_raw_html=settings.getbool("NEWS_KEEP_RAW_HTML", True),
@@ -270,7 +293,14 @@ class ExtractPipeline:
             group_features=Grouper.from_settings(settings).feature_kwargs if settings.getbool("NEWS_GROUPING", True) else None,
         )
         in_flight = InFlight.from_crawler(crawler, in_flight_limit(settings, workers))
-        return cls(crawler.stats, workers, options, settings.getint("NEWS_EXTRACT_MAX_TASKS_PER_CHILD", 500) or None, in_flight)
+        return cls(
+            crawler.stats,
+            workers,
+            options,
+            settings.getint("NEWS_EXTRACT_MAX_TASKS_PER_CHILD", 500) or None,
+            in_flight,
+            stop_crawl=lambda reason: asyncio.ensure_future(crawler.engine.close_spider_async(reason=reason)),
+        )
 
     def open_spider(self):
         # Starting the workers takes about half a second (the forkserver imports trafilatura):
@@ -280,10 +310,13 @@ class ExtractPipeline:
 
     def _start_first_pool(self, started: Future) -> None:
         try:
-            started.set_result(self._new_pool())
-            logger.info("Extraction pool: %d worker process(es)", self.workers)
-        except BaseException as exc:  # process_item reports it for every page
+            pool = self._new_pool()
+        except BaseException as exc:  # the first page to wait for it stops the crawl
+            logger.exception("Could not start the extraction pool (%d worker processes)", self.workers)
             started.set_exception(exc)
+            return
+        started.set_result(pool)
+        logger.info("Extraction pool: %d worker process(es)", self.workers)
 
     def _new_pool(self) -> ProcessPoolExecutor:
         # forkserver: workers fork from a clean server process (never from the reactor's),
@@ -334,7 +367,9 @@ class ExtractPipeline:
         args = (item["html"], item.get("encoding"), item["url"], item.get("hints"), self.options)
         try:
             if self._pool is None:
-                self._pool = await asyncio.wrap_future(self._starting)
+                pool = await asyncio.wrap_future(self._starting)
+                if self._pool is None:  # (a page that waited longer must not undo a restart)
+                    self._pool = pool
             future = self._submit(*args)
             pool = self._pool
             try:
@@ -346,6 +381,9 @@ class ExtractPipeline:
                     self._restart_pool()
                 status, payload = await asyncio.wrap_future(self._submit(*args))
         except Exception as exc:  # a crashed worker or a bug: count it, keep crawling
+            if self._pool is None and not self._stopping and self.stop_crawl is not None:
+                self._stopping = True  # no pool could start: no page can be extracted
+                self.stop_crawl("extraction_pool_failed")
             count(self.stats, "errors", item["topics"])
             logger.error("Extraction failed for %s: %r", item["url"], exc)
             raise DropItem(f"extraction failed: {exc!r}", log_level="DEBUG") from None

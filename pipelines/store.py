@@ -205,7 +205,9 @@ class StorePipeline:
             return
         topics = [""] if isinstance(exception, NotAnArticleDrop) else list(item.get("topics") or ())
         for topic in topics:
-            fingerprint = self.topics[topic].query_fingerprint if topic in self.topics else None  # see _StoreReader.known
+            # the query that judged it (see _StoreReader.known); a topic unknown here gets "",
+            # which matches no query, so the page is judged again
+            fingerprint = (self.topics[topic].query_fingerprint if topic in self.topics else "") if topic else None
             self._outcomes.append(
                 {"url": item["url"], "topic": topic, "outcome": exception.outcome, "reason": str(exception), "query_fingerprint": fingerprint}
             )
