@@ -352,7 +352,7 @@ class ExtractPipeline:
         if self._pool is None and self._starting is not None:
             try:
                 self._pool = self._starting.result()  # waits, in a crawl that ended while the pool started
-            except Exception:  # already reported for each page that waited for it
+            except Exception:  # logged by _start_first_pool
                 pass
         self._starting = None
         if self._pool is not None:
