@@ -6,6 +6,11 @@ fetch_failed = object()
 #: sent by StorePipeline once its last batch is written (before spider_closed): kwargs run_id
 store_finished = object()
 
+#: sent by TemplatePipeline (while handling store_finished) for each page of articles whose
+#: text it cleaned again at the end of the crawl: kwargs rows ([(url, title, text), ...]).
+#: StorePipeline regroups them (Grouper.rejoin) before it closes the store
+articles_recleaned = object()
+
 #: sent by the spider when an article it will not fetch (again) is listed by a source: the
 #: URL is stored (an earlier crawl; SeenArticlesMiddleware skipped it) or was fetched in this
 #: crawl (it may still be on its way to the store). kwargs url (the stored URL), sources

@@ -408,7 +408,7 @@ class Grouper:
             record=record,
         )
 
-    def _content_signature(self, host: int, feats: Features) -> tuple[np.ndarray, bool, np.ndarray | None]:
+    def _content_signature(self, host: int, feats: Features, counted: bool = False) -> tuple[np.ndarray, bool, np.ndarray | None]:
         """Signature of the article's own lines (template lines of its host left out), whether it has any,
         and, when most of its words are in lines found on exactly one other page of the host, the
         signature of its lines seen on at most one other page (to look for a same-site copy)."""
@@ -417,6 +417,8 @@ class Grouper:
             return np.full(self.num_perm, np.iinfo(np.uint32).max, dtype=np.uint32), False, None
         keys = (np.uint64(host) << np.uint64(32)) | feats.line_hashes.astype(np.uint64)
         before = self._lines.get(keys)
+        if counted:  # the lines of an article already in the index (rejoin): not counting itself
+            before = np.maximum(before - 1, 0)
         own = before < self.boilerplate_pages - 1
         site_sig = None
         if not own.all():
@@ -427,7 +429,8 @@ class Grouper:
                 prose_once = (before == 1) & (feats.line_words >= _PROSE_LINE_WORDS)
                 if prose_once.any() and 2 * int(feats.line_words[prose_once].sum()) >= int(feats.line_words[rare].sum()):
                     site_sig = feats.line_sigs[rare].min(axis=0)
-        self._lines.add(keys)
+        if not counted:
+            self._lines.add(keys)
         return feats.line_sigs[own].min(axis=0), True, site_sig
 
     def _find_same_site_copy(self, host: int, sig: np.ndarray) -> tuple[int | None, float]:
@@ -438,17 +441,19 @@ class Grouper:
         cands = np.unique(cands)
         return self._best_candidate(cands[self._row_host.data[cands] == host], sig, max(self.dedup_threshold, _SAME_SITE_THRESHOLD))
 
-    def _find_copy(self, sig: np.ndarray, bands: np.ndarray, chash: int) -> tuple[int | None, float]:
-        """The earlier article this one copies (exact content hash, else the best LSH candidate at the threshold)."""
+    def _find_copy(self, sig: np.ndarray, bands: np.ndarray, chash: int, exclude: int = -1) -> tuple[int | None, float]:
+        """The earlier article this one copies (exact content hash, else the best LSH candidate at
+        the threshold); never row ``exclude`` (the article itself, in rejoin)."""
         if len(self._by_hash):
             rows, _, _ = self._by_hash.lookup(np.array([chash & 0xFFFFFFFF], dtype=np.uint32))
-            rows = rows[self._chash.data[rows] == np.uint64(chash)]
+            rows = rows[(self._chash.data[rows] == np.uint64(chash)) & (rows != exclude)]
             if len(rows):
                 return int(rows.min()), 1.0  # the oldest copy
         if not len(self._lsh):
             return None, 0.0
         cands, _, _ = self._lsh.lookup(bands)
-        return self._best_candidate(np.unique(cands), sig, self.dedup_threshold)
+        cands = np.unique(cands)
+        return self._best_candidate(cands[cands != exclude], sig, self.dedup_threshold)
 
     def _best_candidate(self, cands: np.ndarray, sig: np.ndarray, threshold: float) -> tuple[int | None, float]:
         """The candidate row whose signature agrees most with ``sig``, if at least ``threshold`` (ties: the oldest)."""
@@ -566,6 +571,76 @@ class Grouper:
             f"INSERT OR REPLACE INTO group_articles ({', '.join(_COLUMNS)}) VALUES ({placeholders})", records
         )
         refresh_groups(db, {r[1] for r in records}, {r[2] for r in records})
+
+    def rejoin(self, url: str, hostname: str | None, feats: Features) -> Assignment | None:
+        """Groups of an article whose text was cleaned again after it was grouped (its site's
+        template became known later in the crawl): the index takes the cleaned text's signature,
+        and an article alone in its near-duplicate group whose cleaned text copies another
+        article moves into that article's group and story (as a copy follows its original).
+        Returns the assignment (``record``: what persist_rejoined writes), or None for an
+        article the index does not hold. Story terms are left as they were."""
+        row = self._row_of.get(url)
+        if row is None:
+            return None
+        cluster, story = int(self._cluster.data[row]), int(self._story.data[row])
+        sig, has_text, _ = self._content_signature(self._host_id(hostname or ""), feats, counted=True)
+        match, similarity, chash = None, 0.0, 0
+        if has_text:
+            chash = int(feats.content_hash[:15], 16)
+            bands = band_keys(sig, self.bands, self.band_rows)[0]
+            if np.count_nonzero(self._cluster.data[: len(self._urls)] == cluster) == 1:
+                match, similarity = self._find_copy(sig, bands, chash, exclude=row)
+            self._sigs.data[row] = sig  # later copies of the cleaned text find it
+            self._chash.data[row] = chash
+            self._lsh.add(bands, row)
+            self._by_hash.add(np.array([chash & 0xFFFFFFFF], dtype=np.uint32), row)
+        if match is not None and int(self._cluster.data[match]) != cluster:
+            self._cluster.data[row] = self._cluster.data[match]
+            new_story = int(self._story.data[match])
+            if new_story != story:
+                self._story_size.data[story] -= 1
+                self._story_size.data[new_story] += 1
+                self._story.data[row] = new_story
+        else:
+            match, similarity = None, 0.0
+        return Assignment(
+            cluster_id=self._clusters[int(self._cluster.data[row])],
+            story_id=self._stories[int(self._story.data[row])],
+            duplicate_of=self._urls[match] if match is not None else None,
+            similarity=round(float(similarity), 4),
+            story_similarity=1.0 if match is not None else 0.0,
+            new_cluster=False,
+            new_story=False,
+            record=(sig.astype("<u4").tobytes() if has_text else None, chash, self._clusters[cluster], self._stories[story]),
+        )
+
+    @staticmethod
+    def persist_rejoined(db, rows: list[tuple[str, Assignment]]) -> None:
+        """Write what :meth:`rejoin` decided: the articles' groups and signatures, the counts of
+        the groups they left and joined (a group left empty is deleted). Call it inside a
+        transaction."""
+        left_c, left_s, touched_c, touched_s = set(), set(), set(), set()
+        for url, a in rows:
+            signature, chash, old_cluster, old_story = a.record
+            db.conn.execute(
+                "UPDATE group_articles SET cluster_id = ?, story_id = ?, signature = COALESCE(?, signature), chash = ? WHERE url = ?",
+                [a.cluster_id, a.story_id, signature, chash, url],
+            )
+            db.conn.execute("UPDATE articles SET cluster_id = ?, story_id = ? WHERE url = ?", [a.cluster_id, a.story_id, url])
+            touched_c |= {a.cluster_id, old_cluster}
+            touched_s |= {a.story_id, old_story}
+            if old_cluster != a.cluster_id:
+                left_c.add(old_cluster)
+            if old_story != a.story_id:
+                left_s.add(old_story)
+        for table, column, ids in (("clusters", "cluster_id", left_c), ("stories", "story_id", left_s)):
+            for chunk in _chunks(sorted(ids), 500):
+                marks = ", ".join("?" for _ in chunk)
+                db.conn.execute(
+                    f"DELETE FROM {table} WHERE id IN ({marks}) AND id NOT IN (SELECT {column} FROM group_articles WHERE {column} IN ({marks}))",
+                    [*chunk, *chunk],
+                )
+        refresh_groups(db, touched_c, touched_s)  # (an empty group has nothing to count: deleted above)
 
     def restore(self, db) -> None:
         """Rebuild the indexes from the ``group_articles`` rows of the window (no article text is read).

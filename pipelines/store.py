@@ -32,7 +32,7 @@ from crawler.stats import count
 from crawler.topics import topics_by_name
 from pipelines.db import open_db
 from pipelines.drops import IrrelevantDrop, NotAnArticleDrop
-from pipelines.group import Grouper
+from pipelines.group import Grouper, features
 from pipelines.memory import HeapTrimmer, fix_mmap_threshold
 
 logger = logging.getLogger(__name__)
@@ -165,6 +165,7 @@ class StorePipeline:
         crawler.signals.connect(pipeline.item_dropped, signal=signals.item_dropped)
         crawler.signals.connect(pipeline.article_listed, signal=news_signals.article_listed)
         crawler.signals.connect(pipeline.google_link_resolved, signal=news_signals.google_link_resolved)
+        crawler.signals.connect(pipeline.articles_recleaned, signal=news_signals.articles_recleaned)
         return pipeline
 
     # -- lifecycle ------------------------------------------------------------------
@@ -183,11 +184,12 @@ class StorePipeline:
         while self._flushing or self._writing:  # batches on their way: their waiting listings come back
             await asyncio.gather(*self._flushing, *self._writing, return_exceptions=True)
         await self._flush(final=True)
+        # everything is written: components that post-process this crawl's articles go now,
+        # before the run is recorded as finished (the writer thread is still there for
+        # articles_recleaned)
+        self.crawler.signals.send_catch_log(news_signals.store_finished, run_id=self.stats.get_value("news/run_id"))
         self._executor.submit(self._db.close).result()
         self._executor.shutdown(wait=True)
-        # everything is written: components that post-process this crawl's articles go now,
-        # before the run is recorded as finished
-        self.crawler.signals.send_catch_log(news_signals.store_finished, run_id=self.stats.get_value("news/run_id"))
 
     # -- items ----------------------------------------------------------------------
     async def process_item(self, item):
@@ -212,6 +214,31 @@ class StorePipeline:
                 {"url": item["url"], "topic": topic, "outcome": exception.outcome, "reason": str(exception), "query_fingerprint": fingerprint}
             )
         self._track(asyncio.ensure_future(self._added()))
+
+    def articles_recleaned(self, rows):
+        """Articles whose text TemplatePipeline cleaned again at the end of the crawl: regroup
+        them on the writer thread (waits: a page of rows at a time, at the end of the crawl)."""
+        if self.grouper is None or self._executor is None:
+            return
+        try:
+            self._executor.submit(self._rejoin, rows).result()
+        except Exception:
+            logger.exception("Could not regroup %d article(s) cleaned again; `python -m pipelines.cluster regroup` will", len(rows))
+
+    def _rejoin(self, rows) -> None:
+        moved = []
+        with write_transaction(self._db):
+            for url, title, text in rows:
+                hostname = urlsplit(url).netloc.lower()  # a site is host[:port], as in _group
+                feats = features(title or "", text or "", **self.grouper.feature_kwargs)
+                assignment = self.grouper.rejoin(url, hostname, feats)
+                if assignment is not None:
+                    moved.append((url, assignment))
+            self.grouper.persist_rejoined(self._db, moved)
+        joined = sum(1 for _, a in moved if a.duplicate_of)
+        if joined:
+            logger.info("%d article(s) cleaned again joined the near-duplicate group of another article", joined)
+            self.stats.inc_value("news/rejoined_copies", joined)
 
     def article_listed(self, url: str, sources=()):
         """A source listed an article that is not fetched (again): ``sources`` are (topic,

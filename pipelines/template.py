@@ -137,6 +137,7 @@ class TemplatePipeline:
 
     def __init__(self, crawler, db_path: str, templates: SiteTemplates):
         self.stats = crawler.stats
+        self.signals = crawler.signals
         self.db_path = db_path
         self.templates = templates
         self.db = None
@@ -205,6 +206,7 @@ class TemplatePipeline:
                 if not rows:
                     break
                 after = rows[-1][0]
+                changed = []
                 with self.db.atomic():
                     for _, url, title, text in rows:
                         if urlsplit(url).netloc.lower() != host:
@@ -212,7 +214,10 @@ class TemplatePipeline:
                         cleaned, removed = self.templates.clean(host, text or "", title)
                         if removed:
                             self.db["articles"].update(url, text_fields(cleaned))
-                            recleaned += 1
+                            changed.append((url, title, cleaned))
+                if changed:  # their groups were decided on the uncleaned text
+                    recleaned += len(changed)
+                    self.signals.send_catch_log(news_signals.articles_recleaned, rows=changed)
         if recleaned:
             logger.info("Cleaned %d article(s) again once their site's template was known", recleaned)
             self.stats.inc_value("news/template_recleaned", recleaned)

@@ -414,3 +414,59 @@ def test_every_setting_is_documented():
     doc = (Path(__file__).resolve().parent.parent / "docs" / "grouping.md").read_text(encoding="utf-8")
     for name, default in DEFAULTS.items():
         assert f"`{name}` | {default}" in doc.replace("0.30", "0.3"), f"{name} (default {default}) is not in the settings table of docs/grouping.md"
+
+
+# a new site's template, large enough to hide a copy while it is still part of its text:
+# 60 promo lines of made-up words (distinct shingles, as real promos have)
+_PROMO_WORDS = (
+    "garden kitchen travel winter bicycle office kelby marrow tillford ashgate penrith lantern copper velvet "
+    "harbour orchard meadow quarry summit willow falcon juniper saffron cobalt ember thistle bramble pebble "
+    "sorrel tundra canyon lagoon prairie glacier delta mesa fjord atoll steppe savanna bayou heath moor fen"
+).split()
+PROMOS = "\n".join(
+    " ".join(_PROMO_WORDS[(i * 7 + j * j * 3 + j) % len(_PROMO_WORDS)] for j in range(16)) for i in range(60)
+)
+
+
+def test_copy_grouped_with_its_sites_template_rejoins_its_original_once_cleaned(tmp_path):
+    """The first pages of a new site are grouped before its template is known; when the
+    crawl cleans them again, Grouper.rejoin moves such a copy into its original's group."""
+    db = open_db(tmp_path / "news.db")
+    GROUP_MIGRATIONS.apply(db)
+    g = _grouper()
+    for url, title, text, host in [
+        ("https://brenmoor.example/library", LIBRARY_TITLE, LIBRARY, "brenmoor.example"),
+        ("https://coast.example/ferry", FERRY_TITLE, FERRY, "coast.example"),
+    ]:
+        _store(db, g, url, title, text, host, "2026-11-20")
+    original = _store(db, g, "https://harlow.example/bridge", BRIDGE_TITLE, BRIDGE, "harlow.example", "2026-11-20")
+    title, text = copy_of_bridge()
+    first = _store(db, g, "https://wire.example/bridge", title, text + "\n" + PROMOS, "wire.example", "2026-11-21")
+    assert first.cluster_id != original.cluster_id  # the template hid the copy
+    lonely = db["clusters"].get(first.cluster_id)
+    assert lonely["size"] == 1
+
+    # the crawl cleaned the page again: its own text only
+    rejoined = g.rejoin("https://wire.example/bridge", "wire.example", g.features(title, text))
+    assert rejoined.duplicate_of == "https://harlow.example/bridge"
+    assert (rejoined.cluster_id, rejoined.story_id) == (original.cluster_id, original.story_id)
+    with db.atomic():
+        g.persist_rejoined(db, [("https://wire.example/bridge", rejoined)])
+    row = db["articles"].get("https://wire.example/bridge")
+    assert (row["cluster_id"], row["story_id"]) == (original.cluster_id, original.story_id)
+    assert db["group_articles"].get("https://wire.example/bridge")["cluster_id"] == original.cluster_id
+    assert db["clusters"].get(original.cluster_id)["size"] == 2
+    assert not db["clusters"].count_where("id = ?", [first.cluster_id])  # the group it left was empty
+    if first.story_id != original.story_id:
+        assert not db["stories"].count_where("id = ?", [first.story_id])
+    assert db["stories"].get(original.story_id)["article_count"] == 2
+
+    # a later copy of the cleaned text finds the group through either member
+    again = _store(db, g, "https://relay.example/bridge", title, text, "relay.example", "2026-11-22")
+    assert again.cluster_id == original.cluster_id
+    # an article whose cleaned text copies nothing keeps its groups
+    market = _store(db, g, "https://oldbridge.example/market", MARKET_TITLE, MARKET + "\n" + PROMOS, "oldbridge.example", "2026-11-22")
+    stays = g.rejoin("https://oldbridge.example/market", "oldbridge.example", g.features(MARKET_TITLE, MARKET))
+    assert stays.duplicate_of is None and (stays.cluster_id, stays.story_id) == (market.cluster_id, market.story_id)
+    assert g.rejoin("https://never.example/seen", "never.example", g.features(MARKET_TITLE, MARKET)) is None
+    db.close()
