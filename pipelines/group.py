@@ -584,7 +584,7 @@ class Grouper:
             return None
         cluster, story = int(self._cluster.data[row]), int(self._story.data[row])
         sig, has_text, _ = self._content_signature(self._host_id(hostname or ""), feats, counted=True)
-        match, similarity, chash = None, 0.0, 0
+        match, similarity, chash = None, 0.0, None  # no text left: the index keeps what it had
         if has_text:
             chash = int(feats.content_hash[:15], 16)
             bands = band_keys(sig, self.bands, self.band_rows)[0]
@@ -623,7 +623,7 @@ class Grouper:
         for url, a in rows:
             signature, chash, old_cluster, old_story = a.record
             db.conn.execute(
-                "UPDATE group_articles SET cluster_id = ?, story_id = ?, signature = COALESCE(?, signature), chash = ? WHERE url = ?",
+                "UPDATE group_articles SET cluster_id = ?, story_id = ?, signature = COALESCE(?, signature), chash = COALESCE(?, chash) WHERE url = ?",
                 [a.cluster_id, a.story_id, signature, chash, url],
             )
             db.conn.execute("UPDATE articles SET cluster_id = ?, story_id = ? WHERE url = ?", [a.cluster_id, a.story_id, url])
@@ -803,7 +803,8 @@ def refresh_groups(db, cluster_ids: Iterable[str], story_ids: Iterable[str]) -> 
                    (SELECT g2.url FROM group_articles g2 WHERE g2.cluster_id = g.cluster_id ORDER BY g2.rowid LIMIT 1)
             FROM group_articles g WHERE cluster_id IN ({marks}) GROUP BY cluster_id
             ON CONFLICT(id) DO UPDATE SET story_id = excluded.story_id, first_seen = excluded.first_seen,
-                last_seen = excluded.last_seen, size = excluded.size, distinct_sites = excluded.distinct_sites
+                last_seen = excluded.last_seen, size = excluded.size, distinct_sites = excluded.distinct_sites,
+                representative_url = excluded.representative_url
             """,
             chunk,
         )
@@ -817,7 +818,8 @@ def refresh_groups(db, cluster_ids: Iterable[str], story_ids: Iterable[str]) -> 
             FROM group_articles g
             JOIN group_articles r ON r.rowid = (SELECT g2.rowid FROM group_articles g2 WHERE g2.story_id = g.story_id ORDER BY g2.rowid LIMIT 1)
             WHERE g.story_id IN ({marks}) GROUP BY g.story_id
-            ON CONFLICT(id) DO UPDATE SET first_seen = excluded.first_seen, last_seen = excluded.last_seen,
+            ON CONFLICT(id) DO UPDATE SET title = excluded.title, representative_url = excluded.representative_url,
+                first_seen = excluded.first_seen, last_seen = excluded.last_seen,
                 article_count = excluded.article_count, cluster_count = excluded.cluster_count,
                 distinct_sites = excluded.distinct_sites
             """,

@@ -230,8 +230,12 @@ class StorePipeline:
         with write_transaction(self._db):
             for url, title, text in rows:
                 hostname = urlsplit(url).netloc.lower()  # a site is host[:port], as in _group
-                feats = features(title or "", text or "", **self.grouper.feature_kwargs)
-                assignment = self.grouper.rejoin(url, hostname, feats)
+                try:
+                    feats = features(title or "", text or "", **self.grouper.feature_kwargs)
+                    assignment = self.grouper.rejoin(url, hostname, feats)
+                except Exception:  # this article keeps its groups; the others go on
+                    logger.exception("Could not regroup %s after it was cleaned again", url)
+                    continue
                 if assignment is not None:
                     moved.append((url, assignment))
             self.grouper.persist_rejoined(self._db, moved)

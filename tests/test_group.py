@@ -433,7 +433,7 @@ def test_copy_grouped_with_its_sites_template_rejoins_its_original_once_cleaned(
     crawl cleans them again, Grouper.rejoin moves such a copy into its original's group."""
     db = open_db(tmp_path / "news.db")
     GROUP_MIGRATIONS.apply(db)
-    g = _grouper()
+    g = _grouper(story_threshold=0.95)  # (so the polluted copy starts a story of its own too)
     for url, title, text, host in [
         ("https://brenmoor.example/library", LIBRARY_TITLE, LIBRARY, "brenmoor.example"),
         ("https://coast.example/ferry", FERRY_TITLE, FERRY, "coast.example"),
@@ -442,7 +442,7 @@ def test_copy_grouped_with_its_sites_template_rejoins_its_original_once_cleaned(
     original = _store(db, g, "https://harlow.example/bridge", BRIDGE_TITLE, BRIDGE, "harlow.example", "2026-11-20")
     title, text = copy_of_bridge()
     first = _store(db, g, "https://wire.example/bridge", title, text + "\n" + PROMOS, "wire.example", "2026-11-21")
-    assert first.cluster_id != original.cluster_id  # the template hid the copy
+    assert first.cluster_id != original.cluster_id and first.story_id != original.story_id  # the template hid the copy
     lonely = db["clusters"].get(first.cluster_id)
     assert lonely["size"] == 1
 
@@ -457,8 +457,7 @@ def test_copy_grouped_with_its_sites_template_rejoins_its_original_once_cleaned(
     assert db["group_articles"].get("https://wire.example/bridge")["cluster_id"] == original.cluster_id
     assert db["clusters"].get(original.cluster_id)["size"] == 2
     assert not db["clusters"].count_where("id = ?", [first.cluster_id])  # the group it left was empty
-    if first.story_id != original.story_id:
-        assert not db["stories"].count_where("id = ?", [first.story_id])
+    assert not db["stories"].count_where("id = ?", [first.story_id])  # and the story
     assert db["stories"].get(original.story_id)["article_count"] == 2
 
     # a later copy of the cleaned text finds the group through either member
@@ -469,4 +468,32 @@ def test_copy_grouped_with_its_sites_template_rejoins_its_original_once_cleaned(
     stays = g.rejoin("https://oldbridge.example/market", "oldbridge.example", g.features(MARKET_TITLE, MARKET))
     assert stays.duplicate_of is None and (stays.cluster_id, stays.story_id) == (market.cluster_id, market.story_id)
     assert g.rejoin("https://never.example/seen", "never.example", g.features(MARKET_TITLE, MARKET)) is None
+    db.close()
+
+
+def test_a_story_left_by_a_rejoined_copy_keeps_its_other_members(tmp_path):
+    """The copy's first story keeps the other outlet's article; that story's title and link
+    are now that article's."""
+    db = open_db(tmp_path / "news.db")
+    GROUP_MIGRATIONS.apply(db)
+    g = _grouper()
+    _store(db, g, "https://brenmoor.example/library", LIBRARY_TITLE, LIBRARY, "brenmoor.example", "2026-11-20")
+    _store(db, g, "https://coast.example/ferry", FERRY_TITLE, FERRY, "coast.example", "2026-11-20")
+    original = _store(db, g, "https://harlow.example/bridge", BRIDGE_TITLE, BRIDGE, "harlow.example", "2026-11-10")
+    title, text = copy_of_bridge()
+    # eleven days later (too far for the original's story), the copy on a new site, template included
+    first = _store(db, g, "https://wire.example/bridge", title, text + "\n" + PROMOS, "wire.example", "2026-11-21")
+    other = _store(db, g, "https://valley.example/venn", BRIDGE_OTHER_TITLE, BRIDGE_OTHER, "valley.example", "2026-11-21")
+    assert first.cluster_id != original.cluster_id and first.story_id != original.story_id
+    assert other.story_id == first.story_id and db["stories"].get(first.story_id)["title"] == title
+
+    rejoined = g.rejoin("https://wire.example/bridge", "wire.example", g.features(title, text))
+    assert (rejoined.cluster_id, rejoined.story_id) == (original.cluster_id, original.story_id)
+    with db.atomic():
+        g.persist_rejoined(db, [("https://wire.example/bridge", rejoined)])
+    left = db["stories"].get(first.story_id)
+    assert (left["title"], left["representative_url"], left["article_count"]) == (BRIDGE_OTHER_TITLE, "https://valley.example/venn", 1)
+    joined = db["stories"].get(original.story_id)
+    assert (joined["title"], joined["article_count"], joined["distinct_sites"]) == (BRIDGE_TITLE, 2, 2)
+    assert not db["clusters"].count_where("id = ?", [first.cluster_id])
     db.close()
