@@ -8,6 +8,8 @@ edit one that has shipped.
 
 from __future__ import annotations
 
+import contextlib
+
 import sqlite3
 from pathlib import Path
 
@@ -163,6 +165,33 @@ def m008_outcome_query(db: sqlite_utils.Database) -> None:
     # the fingerprint of the topic's query that judged a page irrelevant: a changed query
     # judges the page again (NULL on rows written before this column: their verdict stands)
     db["url_outcomes"].add_column("query_fingerprint", str)
+
+
+@contextlib.contextmanager
+def write_transaction(db):
+    """A write transaction that takes SQLite's write lock first (``BEGIN IMMEDIATE``).
+
+    A crawl has more than one writing connection (the store's writer thread; the crawl-run
+    recorder's fetch_errors, crawler/runs.py; the template pipeline's re-clean; the
+    scheduler's process). A plain deferred
+    ``BEGIN`` that reads first fails at once with "database is locked" when another
+    connection commits before it writes; an immediate one waits for the lock instead
+    (open_db's busy timeout). Savepoints (``db.atomic()``) nest inside it.
+    """
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield db
+    except BaseException:
+        if db.conn.in_transaction:
+            db.execute("ROLLBACK")
+        raise
+    else:
+        try:
+            db.execute("COMMIT")
+        except BaseException:
+            if db.conn.in_transaction:
+                db.execute("ROLLBACK")
+            raise
 
 
 def open_db(path: str | Path, *, migrate: bool = True) -> sqlite_utils.Database:

@@ -14,7 +14,6 @@ SIGKILL the crawl in the middle of a batch write.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import time
@@ -30,7 +29,7 @@ from crawler import signals as news_signals
 from crawler.items import ArticleItem
 from crawler.stats import count
 from crawler.topics import topics_by_name
-from pipelines.db import open_db
+from pipelines.db import open_db, write_transaction
 from pipelines.drops import IrrelevantDrop, NotAnArticleDrop
 from pipelines.group import Grouper, features
 from pipelines.memory import HeapTrimmer, fix_mmap_threshold
@@ -69,32 +68,6 @@ ARTICLE_COLUMNS = (
     "story_id",
     "fetched_at",
 )
-
-
-@contextlib.contextmanager
-def write_transaction(db):
-    """A write transaction that takes SQLite's write lock first (``BEGIN IMMEDIATE``).
-
-    A crawl has more than one writing connection (this writer thread; the crawl-run
-    recorder's fetch_errors, crawler/runs.py; the scheduler's process). A plain deferred
-    ``BEGIN`` that reads first fails at once with "database is locked" when another
-    connection commits before it writes; an immediate one waits for the lock instead
-    (open_db's busy timeout). Savepoints (``db.atomic()``) nest inside it.
-    """
-    db.execute("BEGIN IMMEDIATE")
-    try:
-        yield db
-    except BaseException:
-        if db.conn.in_transaction:
-            db.execute("ROLLBACK")
-        raise
-    else:
-        try:
-            db.execute("COMMIT")
-        except BaseException:
-            if db.conn.in_transaction:
-                db.execute("ROLLBACK")
-            raise
 
 
 class StorePipeline:

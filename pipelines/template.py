@@ -32,7 +32,7 @@ from scrapy.exceptions import NotConfigured
 from crawler import signals as news_signals
 
 from crawler.items import ArticleItem
-from pipelines.db import open_db
+from pipelines.db import open_db, write_transaction
 from pipelines.textnorm import block_key, content_hash, words
 
 logger = logging.getLogger(__name__)
@@ -186,7 +186,7 @@ class TemplatePipeline:
         # blocks seen on one page only are not kept (most links and headlines are unique): the
         # table holds what can become template, not every line of every page
         rows = [(r["host"], r["key"], r["pages"], now) for r in self.templates.changes() if r["pages"] >= 2 or r["key"] == SiteTemplates.PAGES_KEY]
-        with self.db.atomic():
+        with write_transaction(self.db):
             self.db.conn.executemany(
                 "INSERT INTO site_blocks (host, key, pages, last_seen) VALUES (?, ?, ?, ?) "
                 "ON CONFLICT(host, key) DO UPDATE SET pages = excluded.pages, last_seen = excluded.last_seen",
@@ -207,7 +207,7 @@ class TemplatePipeline:
                     break
                 after = rows[-1][0]
                 changed = []
-                with self.db.atomic():
+                with write_transaction(self.db):
                     for _, url, title, text in rows:
                         if urlsplit(url).netloc.lower() != host:
                             continue
