@@ -196,7 +196,7 @@ class StorePipeline:
         try:
             self._executor.submit(self._rejoin, rows).result()
         except Exception:
-            logger.exception("Could not regroup %d article(s) cleaned again; `python -m pipelines.cluster regroup` will", len(rows))
+            logger.exception("Could not regroup %d article(s) cleaned again (python -m pipelines.cluster regroup --db %s regroups the store)", len(rows), self.db_path)
 
     def _rejoin(self, rows) -> None:
         moved = []
