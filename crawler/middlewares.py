@@ -123,12 +123,9 @@ class NetworkSafetyMiddleware:
 
     @classmethod
     def from_crawler(cls, crawler):
-        from crawler.topics import TopicsError, load_topics
+        from crawler.topics import topics_by_name  # (none for a bad file: the spider reports it and stops)
 
-        try:
-            topics = load_topics(crawler.settings.get("NEWS_TOPICS"))
-        except TopicsError:
-            topics = ()  # the spider reports the problem and stops
+        topics = topics_by_name(crawler.settings).values()
         services = {s: origin(crawler.settings.get(name) or "") for s, name in _SERVICE_URL_SETTINGS.items()}
         allowed = {t.name: t.source_origins() | {services[s] for s in t.search if s in services} for t in topics}
         return cls(allowed, crawler.settings.getbool("NEWS_ALLOW_PRIVATE_NETWORKS", False))
@@ -229,10 +226,12 @@ class _StoreReadingMiddleware:
         db_path = crawler.settings.get("NEWS_DB")
         if not db_path:
             raise NotConfigured("NEWS_DB is not set")
-        from crawler.topics import topics_by_name
+        return cls(_StoreReader(db_path, cls._queries(crawler.settings)), crawler.stats)
 
-        queries = {name: topic.query_fingerprint for name, topic in topics_by_name(crawler.settings).items()}
-        return cls(_StoreReader(db_path, queries), crawler.stats)
+    @staticmethod
+    def _queries(settings) -> dict[str, str]:
+        """The topics' query fingerprints, for middlewares that need them (none here)."""
+        return {}
 
 
 class SeenArticlesMiddleware(_StoreReadingMiddleware):
@@ -246,6 +245,12 @@ class SeenArticlesMiddleware(_StoreReadingMiddleware):
     tags the article with new topics whose query it matches and records the sources, on its
     writer thread. This middleware only reads.
     """
+
+    @staticmethod
+    def _queries(settings) -> dict[str, str]:
+        from crawler.topics import topics_by_name
+
+        return {name: topic.query_fingerprint for name, topic in topics_by_name(settings).items()}
 
     def process_request(self, request):
         if request.meta.get(ARTICLE):

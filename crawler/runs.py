@@ -26,8 +26,7 @@ from scrapy.utils.asyncio import call_later
 
 from crawler import signals as news_signals
 from crawler.stats import topic_counts, totals
-from pipelines.db import COUNTERS, open_db
-from pipelines.db import write_transaction
+from pipelines.db import COUNTERS, open_db, write_transaction
 
 logger = logging.getLogger(__name__)
 

@@ -9,7 +9,6 @@ edit one that has shipped.
 from __future__ import annotations
 
 import contextlib
-
 import sqlite3
 from pathlib import Path
 

@@ -104,7 +104,7 @@ def extract(body: bytes, encoding: str | None, url: str, hints: dict | None, opt
         date_extraction_params={"extensive_search": True, "original_date": True},
     )
     declared = declares_article(tree)
-    doc, data, raw = _first_pass(trafilatura, tree, declared, options.min_text_chars, settings)
+    doc, data, raw = _first_pass(tree, declared, options.min_text_chars, settings)
     text = clean_text(raw, tree, url, data.get("title"))
     # recall fallback: trafilatura's recall mode, kept when it gives 1.5x more text once both
     # are cleaned (needs_recall_retry says when to try)
@@ -149,11 +149,13 @@ def extract(body: bytes, encoding: str | None, url: str, hints: dict | None, opt
     return result
 
 
-def _first_pass(trafilatura, tree, declared: bool, min_chars: int, settings: dict):
+def _first_pass(tree, declared: bool, min_chars: int, settings: dict):
     """trafilatura's extraction: (document or None, its fields, its text). A page whose JSON-LD
     declares an article is extracted in fast mode (no readability/jusText comparison: about
     7 ms less on a news page), and again in full when that falls short; the full text is
     kept unless it is shorter (docs/extraction.md)."""
+    import trafilatura  # imported in the worker process
+
     doc = trafilatura.bare_extraction(tree, with_metadata=True, fast=declared, **settings)
     data = _as_dict(doc)
     raw = (data.get("text") or "").strip()

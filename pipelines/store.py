@@ -308,7 +308,7 @@ class StorePipeline:
                 article["run_id"] = run_id
                 db["articles"].insert(article)
                 # verdicts of earlier crawls for these topics (irrelevant to an older query) are void now
-                db.execute(f"DELETE FROM url_outcomes WHERE url = ? AND topic IN ({', '.join('?' * len(row['topics']))})", [row["url"], *row["topics"]])
+                db.conn.executemany("DELETE FROM url_outcomes WHERE url = ? AND topic = ?", [(row["url"], t) for t in row["topics"]])
                 if self.test_pause_file:
                     self._test_pause()
                 db["article_topics"].insert_all(topic_rows, ignore=True)

@@ -44,8 +44,11 @@ def test_first_page_waits_for_the_pool_started_in_a_thread():
 def test_close_before_the_pool_is_ready():
     pipeline = ExtractPipeline(get_crawler().stats, 1, ExtractOptions())
     pipeline.open_spider()
+    starting = pipeline._starting
     pipeline.close_spider()  # waits for the start, then shuts the workers down
-    assert pipeline._pool is None
+    assert pipeline._pool is None and pipeline._starting is None
+    with pytest.raises(RuntimeError, match="shutdown"):  # the pool that was starting is shut down
+        starting.result().submit(int)
 
 
 def test_a_pool_that_cannot_start_stops_the_crawl(caplog):
