@@ -149,18 +149,35 @@ class Runner:
         if not lock.acquire(blocking=False):
             return self.skip(topic, trigger, f"the previous run of {topic!r} is still going{self.running_note(topic)}")
         try:
-            if not self._wait_for_slot(topic):
-                return self.skip(topic, trigger, "the scheduler is stopping")
+            # recorded from the moment it is due, so --status sees a run waiting for a slot and
+            # a second scheduler process (a --once next to the daemon) sees it too
+            run_id = self.store.start_run(topic, trigger)
             try:
-                other = self.store.running_crawl(topic)
-                if other:
-                    reason = f"crawl run {other['id']} of {topic!r} is still running in another process (pid {other['pid']}, started {other['started_at']})"
-                    return self.skip(topic, trigger, reason)
-                return self._run_crawl(topic, trigger)
-            finally:
-                self._slots.release()
+                return self._run_recorded(topic, trigger, run_id)
+            except Exception as exc:  # never leave the run without an outcome
+                logger.exception("Topic %s: internal error in the scheduler during run %d", topic, run_id)
+                reason = f"internal scheduler error: {exc!r}"
+                with contextlib.suppress(Exception):
+                    self.store.finish_run(run_id, "failed", reason)
+                return RunResult(topic, trigger, "failed", reason, run_id)
         finally:
             lock.release()
+
+    def _run_recorded(self, topic: str, trigger: str, run_id: int) -> RunResult:
+        earlier = self.store.open_run(topic, before_id=run_id)
+        if earlier:
+            reason = f"scheduler run {earlier['id']} of {topic!r} ({earlier['trigger']}, pid {earlier['scheduler_pid']}, started {earlier['started_at']}) is still going"
+            return self._skipped(run_id, topic, trigger, reason)
+        if not self._wait_for_slot(topic):
+            return self._skipped(run_id, topic, trigger, "the scheduler is stopping")
+        try:
+            other = self.store.running_crawl(topic)
+            if other:
+                reason = f"crawl run {other['id']} of {topic!r} is still running in another process (pid {other['pid']}, started {other['started_at']})"
+                return self._skipped(run_id, topic, trigger, reason)
+            return self._crawl_and_judge(topic, trigger, run_id)
+        finally:
+            self._slots.release()
 
     def _wait_for_slot(self, topic: str) -> bool:
         if self._slots.acquire(blocking=False):
@@ -183,16 +200,11 @@ class Runner:
         run_id = self.store.record_skip(topic, trigger, reason)
         return RunResult(topic, trigger, "skipped", reason, run_id)
 
-    def _run_crawl(self, topic: str, trigger: str) -> RunResult:
-        run_id = self.store.start_run(topic, trigger)
-        try:
-            return self._crawl_and_judge(topic, trigger, run_id)
-        except Exception as exc:  # never leave the run without an outcome
-            logger.exception("Topic %s: internal error in the scheduler during run %d", topic, run_id)
-            reason = f"internal scheduler error: {exc!r}"
-            with contextlib.suppress(Exception):
-                self.store.finish_run(run_id, "failed", reason)
-            return RunResult(topic, trigger, "failed", reason, run_id)
+    def _skipped(self, run_id: int, topic: str, trigger: str, reason: str) -> RunResult:
+        """A run already recorded as due that does not crawl after all."""
+        logger.warning("Topic %s: %s run skipped: %s", topic, trigger, reason)
+        self.store.finish_run(run_id, "skipped", reason)
+        return RunResult(topic, trigger, "skipped", reason, run_id)
 
     def _crawl_and_judge(self, topic: str, trigger: str, run_id: int) -> RunResult:
         before = self.store.max_crawl_id()

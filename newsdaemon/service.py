@@ -237,6 +237,10 @@ def _status_row(store: Store | None, schedule: TopicSchedule, now: datetime, lee
     stored = last["topic_stored"] if last["topic_stored"] is not None else last["stored"]
     last_text = f"{_show(started, tz)} (crawl run {last['id']}, {stored} stored)"
     due = next_due_after(schedule, started)
+    current = store.open_run(schedule.name) if due is not None and now > due + leeway else None
+    if current and parse_time(current["started_at"]) >= due:  # due, and waiting for a slot or crawling
+        since = f"{current['trigger']} run since {_show(parse_time(current['started_at']), tz)}"
+        return (schedule.name, "running", last_text, _show(due, tz), since), None
     if due is not None and now > due + leeway:
         problem = f"OVERDUE: topic {schedule.name} has no successful crawl since {last_text}; a run was due {_show(due, tz)}{why}"
         return (schedule.name, "OVERDUE", last_text, _show(due, tz), attempt_text), problem

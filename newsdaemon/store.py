@@ -29,7 +29,7 @@ def m001_schedule_runs(db: sqlite_utils.Database) -> None:
             "id": int,
             "topic": str,
             "trigger": str,  # scheduled | catch-up | once | manual
-            "started_at": str,  # ISO UTC
+            "started_at": str,  # ISO UTC: when the run was due (it may then wait for a --max-parallel slot)
             "finished_at": str,
             "outcome": str,  # ok | failed | skipped | timeout | interrupted; NULL while running
             "reason": str,
@@ -89,6 +89,19 @@ class Store:
             with self._lock:
                 self.db["schedule_runs"].update(row["id"], {"outcome": "interrupted", "reason": reason, "finished_at": iso(utcnow())})
         return len(orphans)
+
+    def open_run(self, topic: str, before_id: int | None = None) -> dict | None:
+        """The oldest run of ``topic`` without an outcome (due, waiting for a slot or crawling)
+        held by a live scheduler process other than this one; only runs before ``before_id``
+        if given."""
+        rows = self._query(
+            "SELECT * FROM schedule_runs WHERE topic = :topic AND outcome IS NULL AND id < :before ORDER BY id",
+            {"topic": topic, "before": before_id if before_id is not None else 2**62},
+        )
+        for row in rows:
+            if row["scheduler_pid"] != os.getpid() and pid_alive(row["scheduler_pid"]):
+                return row
+        return None
 
     def last_attempt(self, topic: str) -> dict | None:
         rows = self._query(

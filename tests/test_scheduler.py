@@ -23,6 +23,7 @@ import pytest
 
 import scheduler
 from demo.server import FixtureServer, Response
+from newsdaemon.store import Store
 from pipelines.db import open_db
 from tests.conftest import ROOT
 
@@ -447,7 +448,9 @@ def test_once_exits_nonzero_when_a_crawl_fails_and_runs_the_hook(site, tmp_path)
     runs = schedule_runs(db)
     assert [(r["topic"], r["trigger"], r["outcome"], r["exit_code"]) for r in runs] == [("budget", "once", "failed", 3), ("slow", "once", "failed", 3)]
     assert all("without recording itself" in r["reason"] for r in runs)
-    assert "ERROR" in result.stderr and "fake crawl: exiting with code 3" in result.stderr
+    assert "ERROR newsdaemon.runner: Topic budget: once run 1 FAILED after" in result.stderr
+    assert "ERROR newsdaemon.runner: Topic slow: once run 2 FAILED after" in result.stderr
+    assert "fake crawl: exiting with code 3" in result.stderr
     assert hook_out.read_text().split("\n")[:2] == ["budget failed 3", "slow failed 3"]
 
 
@@ -535,7 +538,7 @@ def test_crashing_crawl_is_recorded_as_failed_and_the_next_run_still_happens(sit
     assert ok["outcome"] == "ok" and ok["trigger"] == "scheduled"
     assert len(query(db, "SELECT url FROM articles")) == 3
     assert f"budget|failed|{crashed['crawl_run_id']}|crashed" in hook_out.read_text()
-    assert "ERROR" in daemon.output()
+    assert f"ERROR newsdaemon.runner: Topic budget: scheduled run {crashed['id']} FAILED after" in daemon.output()
 
 
 def test_time_limit_stops_the_crawl_sigint_then_sigkill(site, tmp_path):
@@ -597,7 +600,7 @@ def test_catch_up_of_two_overdue_topics_runs_each_once_one_after_the_other(site,
     runs = schedule_runs(db)
     assert sorted((r["topic"], r["trigger"], r["outcome"]) for r in runs) == [("budget", "catch-up", "ok"), ("slow", "catch-up", "ok")], runs
     first, second = runs
-    assert first["finished_at"] <= second["started_at"], runs  # not at once
+    # both runs are recorded when due; the second waited for the slot, so the crawls did not overlap
     crawls = query(db, "SELECT * FROM crawl_runs WHERE id IN (?, ?) ORDER BY id", (first["crawl_run_id"], second["crawl_run_id"]))
     assert len(crawls) == 2 and crawls[0]["finished_at"] <= crawls[1]["started_at"]
     output = daemon.output()
@@ -674,6 +677,52 @@ def test_status_exits_nonzero_for_an_overdue_topic(site, tmp_path):
     # a topic that never ran is overdue too (monitoring must notice a scheduler that never ran)
     fresh = run_scheduler(*args[:3], str(tmp_path / "empty.db"), *args[4:], cwd=tmp_path)
     assert fresh.returncode == 1 and "NEVER" in fresh.stdout
+
+
+def dead_pid() -> int:
+    """The pid of a process that has ended."""
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def test_status_shows_a_due_run_still_going_as_running_not_overdue(site, tmp_path):
+    """A run waiting for a --max-parallel slot behind other topics (or crawling) is not missed."""
+    db = tmp_path / "news.db"
+    add_crawl_run(db, "budget", datetime.now(UTC) - timedelta(days=3))
+    store = Store(db)
+    run_id = store.start_run("budget", "scheduled")  # as a live daemon records a due run (this process's pid)
+    store.close()
+    args = ["--topics", str(site["topics"]), "--db", str(db), "--cron", "0 6 * * *", "--timezone", "UTC", "--topic", "budget", "--status"]
+    result = run_scheduler(*args, cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    (line,) = [line for line in result.stdout.splitlines() if line.startswith("budget ")]
+    assert line.split()[1] == "running" and "scheduled run since" in line
+    # the same row left by a scheduler that has died does not count
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE schedule_runs SET scheduler_pid = ? WHERE id = ?", (dead_pid(), run_id))
+    result = run_scheduler(*args, cwd=tmp_path)
+    assert result.returncode == 1 and "OVERDUE: topic budget" in result.stderr
+
+
+def test_a_run_recorded_by_another_live_scheduler_makes_once_skip(site, tmp_path):
+    """The daemon records a due run before its crawl starts: a --once of the same topic next to it skips."""
+    db = tmp_path / "news.db"
+    store = Store(db)
+    held = store.start_run("budget", "scheduled")  # a live scheduler (this process) holds the topic
+    store.close()
+    result = run_scheduler(*base_args(site, db, "--once", "--topic", "budget"), cwd=tmp_path)
+    assert result.returncode == 1
+    (mine,) = [r for r in schedule_runs(db, "budget") if r["id"] != held]
+    assert mine["outcome"] == "skipped" and mine["trigger"] == "manual" and mine["finished_at"]
+    assert f"scheduler run {held} of 'budget' (scheduled, pid {os.getpid()}," in mine["reason"]
+    assert query(db, "SELECT * FROM crawl_runs") == []  # no crawl was started
+    # a run left open by a scheduler that died holds nothing
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE schedule_runs SET scheduler_pid = ? WHERE id = ?", (dead_pid(), held))
+    result = run_scheduler(*base_args(site, db, "--once", "--topic", "budget"), cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert schedule_runs(db, "budget")[-1]["outcome"] == "ok"
 
 
 def test_list_shows_topics_and_next_run_times(site, tmp_path):
