@@ -19,7 +19,9 @@ spaced by NEWS_SEARCH_DELAYS, see SearchSources.update_settings in crawler/spide
 - Bing News RSS: about 25 items per request (``count`` up to 100 is honoured at times);
   the publisher URL is the ``url`` parameter of each click-through link.
 - GDELT DOC 2.0: ``maxrecords`` at most 250, ``timespan`` at most 3 months, and about
-  one request every 5 seconds; OR-groups must be in parentheses and cannot nest.
+  one request every 5 seconds (its plain-text "limit requests" answer: SearchRateLimited,
+  asked again by the spider); OR-groups must be in parentheses and cannot nest; keywords it
+  finds too short are refused with a plain-text error.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ from crawler.query import Query, _And, _Not, _Or, _Term
 from crawler.urls import origin
 
 __all__ = [
-    "SERVICES", "DEFAULT_DELAYS", "SearchResult", "SearchResponseError", "translate", "search_url", "parse_results",
+    "SERVICES", "DEFAULT_DELAYS", "SearchResult", "SearchResponseError", "SearchRateLimited", "translate", "search_url", "parse_results",
     "resolve_google_link", "google_article_id", "google_article_page_url", "google_batchexecute_url",
     "google_signature", "google_batchexecute_body", "parse_google_batchexecute", "is_google_url", "bing_publisher_url",
     "GOOGLE_FORM_CONTENT_TYPE",
@@ -52,6 +54,11 @@ DEFAULT_DELAYS = {"google_news": 1.0, "bing_news": 1.0, "gdelt": 5.0}
 
 class SearchResponseError(ValueError):
     """A search service answered with something that is not its documented format."""
+
+
+class SearchRateLimited(SearchResponseError):
+    """The service asked us to slow down in its answer's body (GDELT answers "Please limit
+    requests to one every 5 seconds ..." as plain text with status 200)."""
 
 
 @dataclass(frozen=True)
@@ -197,11 +204,12 @@ def _parse_gdelt(body: bytes) -> list[Candidate]:
     text = body.decode("utf-8", "replace").strip()
     if not text:
         return []  # GDELT answers no results with an empty body or {}
-    try:
-        doc = json.loads(text)
-    except (ValueError, RecursionError):
-        # GDELT reports query errors as plain text, e.g. "Your search contained a phrase ..."
-        raise SearchResponseError(f"not JSON: {text[:200]!r}") from None
+    doc = _lenient_json(text)
+    if doc is None:
+        if _GDELT_SLOW_DOWN.search(text[:500]):
+            raise SearchRateLimited(f"asked to slow down: {text[:200]!r}")
+        # GDELT reports query errors as plain text, e.g. "The specified phrase is too short."
+        raise SearchResponseError(f"not JSON: {text[:200]!r}")
     if not isinstance(doc, dict):
         raise SearchResponseError("not a JSON object")
     articles = doc.get("articles", [])
@@ -218,6 +226,26 @@ def _parse_gdelt(body: bytes) -> list[Candidate]:
         published = _gdelt_date(article.get("seendate"))
         out.append(SearchResult(article["url"], title, published, _gdelt_language(article.get("language")), domain or None))
     return out
+
+
+_GDELT_SLOW_DOWN = re.compile(r"limit requests|too many requests|rate limit", re.I)
+_JSON_ESCAPE = re.compile(r"\\(.)", re.S)
+
+
+def _repair_escape(match: re.Match) -> str:
+    """A backslash pair kept if it is a JSON escape, else the backslash escaped itself."""
+    return match.group(0) if match.group(1) in '"\\/bfnrtu' else "\\\\" + match.group(1)
+
+
+def _lenient_json(text: str):
+    """``text`` parsed as JSON, tolerating what GDELT is known to emit (raw control characters
+    and stray backslashes such as ``\\e`` inside strings); None if it is not JSON at all."""
+    for repair in (False, True):
+        try:
+            return json.loads(_JSON_ESCAPE.sub(_repair_escape, text) if repair else text, strict=False)
+        except (ValueError, RecursionError):
+            continue
+    return None
 
 
 def _gdelt_language(value) -> str | None:
@@ -388,10 +416,16 @@ def is_google_url(url: str, base: str) -> bool:
     return key == origin(base) or key[1] == "google.com" or key[1].endswith(".google.com")
 
 
-def bing_publisher_url(link: str) -> str | None:
-    """The ``url`` parameter of a Bing News click-through link (or the link itself if direct)."""
+def bing_publisher_url(link: str, base: str = "https://www.bing.com") -> str | None:
+    """The ``url`` parameter of a Bing News click-through link (on bing.com or the service's
+    ``base``), or the link itself if it points straight at a publisher."""
     parts = urlsplit(link)
-    if "apiclick" in parts.path or "bing." in (parts.hostname or ""):
+    host = (parts.hostname or "").lower()
+    try:
+        on_base = origin(link) == origin(base)
+    except ValueError:
+        on_base = False
+    if on_base or host == "bing.com" or host.endswith(".bing.com"):
         values = parse_qs(parts.query).get("url")
         if values and urlsplit(values[0]).scheme in ("http", "https"):
             return values[0]

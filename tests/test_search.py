@@ -21,6 +21,7 @@ from crawler import signals
 from crawler.middlewares import SearchSlotMiddleware
 from crawler.query import parse_query
 from crawler.search import (
+    SearchRateLimited,
     SearchResponseError,
     bing_publisher_url,
     google_article_id,
@@ -103,6 +104,19 @@ def test_search_urls_encode_the_query():
     params = parse_qs(gdelt.query)
     assert gdelt.path == "/api/v2/doc/doc" and params["query"] == [q] and params["mode"] == ["artlist"]
     assert params["maxrecords"] == ["250"] and params["timespan"] == ["90d"] and params["format"] == ["json"]
+    assert parse_qs(urlsplit(search_url("gdelt", "https://api.gdeltproject.org", q, max_age_days=7)).query)["timespan"] == ["7d"]
+    # percent-encoded on the wire: spaces, quotes, parentheses and non-ASCII letters
+    raw = urlsplit(search_url("bing_news", "https://www.bing.com", '(künstliche OR "ki gesetz") -x')).query
+    assert raw.startswith("q=%28k%C3%BCnstliche%20OR%20%22ki%20gesetz%22%29%20-x&")
+    raw = urlsplit(search_url("gdelt", "https://api.gdeltproject.org", 'anthropic (qwen OR "deep seek")')).query
+    assert raw.startswith("query=anthropic%20%28qwen%20OR%20%22deep%20seek%22%29&")
+
+
+def test_service_base_urls_default_to_the_public_services():
+    from crawler import settings as project
+
+    assert (project.NEWS_GOOGLE_NEWS_URL, project.NEWS_BING_NEWS_URL, project.NEWS_GDELT_URL) == (
+        "https://news.google.com", "https://www.bing.com", "https://api.gdeltproject.org")
 
 
 def test_google_recency_covers_a_top_level_or():
@@ -123,6 +137,12 @@ def test_link_resolution():
     click = "http://www.bing.com/news/apiclick.aspx?ref=FexRss&aid=&tid=1&url=" + quote(url, safe="") + "&c=2"
     assert bing_publisher_url(click) == url
     assert bing_publisher_url("http://www.bing.com/news/apiclick.aspx?ref=FexRss") is None
+    # a direct link to a publisher whose name merely contains "bing" is the publisher's
+    assert bing_publisher_url("https://www.climbing.com/news/route.html") == "https://www.climbing.com/news/route.html"
+    # the configured service host (tests point it at 127.0.0.1) is Bing's: never a publisher
+    local = "http://127.0.0.1:8123"
+    assert bing_publisher_url(f"{local}/news/apiclick.aspx?url=" + quote(url, safe=""), local) == url
+    assert bing_publisher_url(f"{local}/news/search?q=x", local) is None
 
 
 def test_new_format_google_ids_are_resolved_through_google():
@@ -182,6 +202,14 @@ def test_malformed_responses_raise_and_empty_ones_do_not():
         parse_results("gdelt", b"Your search contained a phrase that was too short.", "u")
     with pytest.raises(SearchResponseError):
         parse_results("google_news", b"<html>captcha</html>", "u")
+    slow = b"Please limit requests to one every 5 seconds or contact kalev.leetaru5@gmail.com for larger queries."
+    with pytest.raises(SearchRateLimited):
+        parse_results("gdelt", slow, "u")
+    # GDELT's known JSON faults (a raw tab, a stray backslash in a title) cost no record
+    body = '{"articles": [{"url": "https://a.example/1", "title": "Tab\there"}, {"url": "https://a.example/2", "title": "C:\\e\\x and \\\\ok"}]}'
+    assert "\t" in body and "\\e" in body
+    assert [(c.url, c.title) for c in parse_results("gdelt", body.encode(), "u")] == [
+        ("https://a.example/1", "Tab\there"), ("https://a.example/2", "C:\\e\\x and \\ok")]
     assert parse_results("bing_news", b"<rss version='2.0'><channel></channel></rss>", "u") == []
 
 
@@ -570,6 +598,35 @@ def test_malformed_and_empty_search_responses_are_counted_not_fatal(tmp_path):
     assert run["status"] == "finished" and run["errors"] == 3
     kinds = sorted(r["kind"] for r in db["fetch_errors"].rows)
     assert kinds == ["bad_search_response"] * 3
+
+
+def test_gdelt_asking_to_slow_down_is_asked_again(tmp_path):
+    """GDELT answers "limit requests to one every 5 seconds" as plain text: the search is
+    asked again (twice at most) in GDELT's slot, then counted as a malformed answer."""
+    asked: list[str] = []
+    slow = b"Please limit requests to one every 5 seconds or contact kalev.leetaru5@gmail.com for larger queries."
+    with FixtureServer(root=DEMO_SITE) as publisher:
+
+        def gdelt(handler):
+            query = parse_qs(urlsplit(handler.path).query)["query"][0]
+            asked.append(query)
+            if query == "qwen" or asked.count(query) == 1:  # "qwen": always too fast
+                return Response(200, slow, {"Content-Type": "text/plain"})
+            doc = {"articles": [{"url": publisher.base + "/news/2026/11/anthropic-alibaba-distillation.html", "title": "A", "seendate": "20261121T101500Z"}]}
+            return Response(200, json.dumps(doc).encode(), {"Content-Type": "application/json"})
+
+        with FixtureServer(routes={"/api/v2/doc/doc": gdelt}) as services:
+            topics = tmp_path / "topics.toml"
+            topics.write_text('[[topic]]\nname = "a"\nquery = "anthropic"\nsearch = ["gdelt"]\nmax_age_days = 0\n'
+                              '[[topic]]\nname = "q"\nquery = "qwen"\nsearch = ["gdelt"]\nmax_age_days = 0\n')
+            result = run_crawl(topics, tmp_path / "news.db", *_settings(services.base))
+    assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr[-3000:]
+    assert asked.count("anthropic") == 2 and asked.count("qwen") == 3
+    db = open_store(tmp_path / "news.db")
+    assert [urlsplit(r["url"]).path for r in db["articles"].rows] == ["/news/2026/11/anthropic-alibaba-distillation.html"]
+    (error,) = db["fetch_errors"].rows
+    assert error["kind"] == "bad_search_response" and "asked to slow down" in error["detail"] and "(2 retries)" in error["detail"]
+    assert "qwen" in error["url"] and next(db["crawl_runs"].rows)["errors"] == 1
 
 
 def test_search_needs_a_query(tmp_path):

@@ -26,6 +26,7 @@ from crawler.search import (
     DEFAULT_DELAYS,
     GOOGLE_FORM_CONTENT_TYPE,
     SERVICES,
+    SearchRateLimited,
     SearchResponseError,
     bing_publisher_url,
     google_article_id,
@@ -48,6 +49,9 @@ from crawler.urls import origin
 logger = logging.getLogger(__name__)
 
 __all__ = ["SearchSources"]
+
+SEARCH_RETRIES = "news_search_retries"  # request meta: how often a rate-limited search was asked again
+MAX_SEARCH_RETRIES = 2
 
 
 def _resolution_step(callback):
@@ -122,6 +126,16 @@ class SearchSources:
         topics = response.meta[TOPICS]
         try:
             found = parse_results(service, response.body, response.url)
+        except SearchRateLimited as exc:
+            tries = response.meta.get(SEARCH_RETRIES, 0)
+            if tries < MAX_SEARCH_RETRIES:  # asked again in the service's slot, NEWS_SEARCH_DELAYS later
+                logger.info("%s %s for topic %s; asking again (%d of %d)", service, exc, topics[0], tries + 1, MAX_SEARCH_RETRIES)
+                yield response.request.replace(meta={**response.meta, SEARCH_RETRIES: tries + 1}, dont_filter=True)
+                return
+            count(self.crawler.stats, "errors", topics)
+            logger.warning("%s returned a malformed response for %s: %s", service, topics[0], exc)
+            self._fail(response.url, "bad_search_response", f"{exc} ({tries} retries)", topics)
+            return
         except SearchResponseError as exc:
             count(self.crawler.stats, "errors", topics)
             logger.warning("%s returned a malformed response for %s: %s", service, topics[0], exc)
@@ -156,7 +170,7 @@ class SearchSources:
         """The publisher's URL for a search result link, when the link itself tells (None for
         a Google link in the newer format: it needs requests to Google, see parse_search)."""
         if service == "bing_news":
-            return bing_publisher_url(link)
+            return bing_publisher_url(link, self.search_bases[service])
         if service == "google_news":
             return self._google_publisher(resolve_google_link(link) or link)
         return link
