@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from io import BytesIO
 from urllib.parse import urljoin, urlsplit
+from xml.sax import SAXParseException
 
 import courlan
 import feedparser
@@ -27,7 +28,9 @@ logger = logging.getLogger(__name__)
 __all__ = [
     "Candidate",
     "SitemapDoc",
+    "FeedDoc",
     "parse_feed",
+    "read_feed",
     "parse_sitemap",
     "sitemaps_from_robots",
     "looks_like_article_url",
@@ -51,6 +54,13 @@ class SitemapDoc:
     entries: tuple[Candidate, ...]  # for an index: the child sitemaps
     truncated: bool = False  # capped at max_urls
     cut: bool = False  # the document ends mid-element: only the entries complete before the cut are kept
+    broken: str | None = None  # why the parser stopped before the document's end (its later entries are lost)
+
+
+@dataclass(frozen=True)
+class FeedDoc:
+    entries: list[Candidate]
+    cut: bool = False  # the document ends mid-element (a truncated download): the complete items are kept
 
 
 def parse_date(value: object) -> datetime | None:
@@ -94,18 +104,29 @@ def parse_feed(body: bytes, url: str) -> list[Candidate]:
 
     Duplicate links (the same URL twice in one feed) are returned once.
     """
+    return read_feed(body, url).entries
+
+
+def read_feed(body: bytes, url: str) -> FeedDoc:
+    """parse_feed's entries, and whether the document was cut short (``cut``)."""
     stripped = body.lstrip()
+    cut = False
     if stripped[:1] in (b"{", b"["):
         candidates = _parse_json_feed(stripped, url)
     else:
-        candidates = _parse_xml_feed(body, url)
+        candidates, cut = _parse_xml_feed(body, url)
     seen: set[str] = set()
     unique = []
     for c in candidates:
         if c.url not in seen:
             seen.add(c.url)
             unique.append(c)
-    return unique
+    return FeedDoc(unique, cut)
+
+
+# what expat says when the document ends before its elements do (a truncated download); other
+# faults (an undefined &nbsp; in a title) are common in real feeds and cost nothing
+_CUT_MESSAGES = ("no element found", "unclosed token")
 
 
 def looks_like_feed(body: bytes) -> bool:
@@ -116,8 +137,10 @@ def looks_like_feed(body: bytes) -> bool:
     return any(tag in head for tag in (b"<rss", b"<feed", b"<rdf:rdf", b"<rdf"))
 
 
-def _parse_xml_feed(body: bytes, url: str) -> list[Candidate]:
+def _parse_xml_feed(body: bytes, url: str) -> tuple[list[Candidate], bool]:
     parsed = feedparser.parse(BytesIO(body), response_headers={"content-location": url}, sanitize_html=False)
+    problem = parsed.get("bozo_exception")
+    cut = isinstance(problem, SAXParseException) and problem.getMessage() in _CUT_MESSAGES
     out = []
     for entry in parsed.entries:
         link = entry.get("link") or _first_alternate(entry)
@@ -129,7 +152,7 @@ def _parse_xml_feed(body: bytes, url: str) -> list[Candidate]:
         # plain dict look-ups: FeedParserDict maps a missing published_parsed to updated_parsed with a warning
         published = parse_date(dict.get(entry, "published_parsed") or dict.get(entry, "updated_parsed"))
         out.append(Candidate(link, (entry.get("title") or "").strip() or None, published))
-    return out
+    return out, cut
 
 
 def _first_alternate(entry) -> str | None:
@@ -191,7 +214,8 @@ def parse_sitemap(body: bytes, url: str, max_urls: int = 50_000, max_size: int =
     )
     kind = "unknown"
     entries: list[Candidate] = []
-    truncated = cut = False
+    truncated = cut = ended = False
+    broken = None
     # fed in chunks, events read as they come: an element's "end" before close() means its
     # end tag was there; the ends that close() adds are the parser's recovery of a cut document
     chunks = [body[i : i + 65536] for i in range(0, len(body), 65536)] + [None]
@@ -201,8 +225,9 @@ def parse_sitemap(body: bytes, url: str, max_urls: int = 50_000, max_size: int =
                 parser.close()
             else:
                 parser.feed(chunk)
-        except lxml.etree.XMLSyntaxError:
-            pass  # broken document: keep what was read
+        except lxml.etree.XMLSyntaxError as exc:  # broken document: keep what was read
+            if chunk is not None and broken is None:
+                broken = str(exc)[:200]
         for event, elem in parser.read_events():
             name = _local(elem.tag)
             if event == "start":
@@ -212,6 +237,8 @@ def parse_sitemap(body: bytes, url: str, max_urls: int = 50_000, max_size: int =
             if chunk is None:
                 cut = True  # closed by recovery, not by its end tag
                 continue
+            if name == kind:
+                ended = True
             if name not in ("url", "sitemap"):
                 continue
             candidate = _sitemap_entry(elem, url)
@@ -224,7 +251,11 @@ def parse_sitemap(body: bytes, url: str, max_urls: int = 50_000, max_size: int =
             entries.append(candidate)
         if truncated:
             break
-    return SitemapDoc(kind, tuple(entries), truncated, cut)
+    if kind != "unknown" and not (truncated or cut or ended):
+        # no end tag and nothing for recovery to close: libxml2 gave up silently (its entity
+        # amplification limit, corrupt bytes), so entries after that point are lost
+        broken = broken or "the parser stopped before the end of the document"
+    return SitemapDoc(kind, tuple(entries), truncated, cut, broken if not (truncated or cut) else None)
 
 
 def _local(tag: object) -> str:

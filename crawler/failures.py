@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+from scrapy.exceptions import IgnoreRequest
 from twisted.python.failure import Failure
 
 from crawler.urls import RefusedAddress
 
-__all__ = ["describe_failure"]
+__all__ = ["SeenBefore", "describe_failure"]
+
+DETAIL_CHARS = 500  # of an error's message, kept in fetch_errors.detail
+
+
+class SeenBefore(IgnoreRequest):
+    """An article request dropped because its URL is stored or was judged by an earlier crawl
+    (SeenArticlesMiddleware): counted as skipped_seen, not as a failure."""
 
 
 def describe_failure(failure: Failure) -> tuple[str, str]:
@@ -16,22 +24,25 @@ def describe_failure(failure: Failure) -> tuple[str, str]:
     from twisted.internet import error as net
 
     exc = failure.value
-    text = str(exc)[:500]
+    message = str(exc)  # whole: Scrapy's messages may name a long URL before what matters
+    text = message[:DETAIL_CHARS]
+    if isinstance(exc, SeenBefore):
+        return "seen", text
     if isinstance(exc, RefusedAddress):
         return "refused_address", text
     if isinstance(exc, HttpError):
         return f"http_{exc.response.status}", f"HTTP {exc.response.status}"
     if isinstance(exc, sx.IgnoreRequest):
         # Scrapy's middlewares raise plain IgnoreRequests: tell them apart by their message
-        if "robots.txt" in text:
+        if "robots.txt" in message:
             return "robots", text
-        if "max redirections" in text:
+        if "max redirections" in message:
             return "too_many_redirects", text
-        if "max size" in text.lower() or "DOWNLOAD_MAXSIZE" in text:
+        if "max size" in message.lower() or "DOWNLOAD_MAXSIZE" in message:
             return "too_large", text  # e.g. a decompression bomb
         return "ignored", text
     if isinstance(exc, sx.DownloadCancelledError):  # cancelled: larger than DOWNLOAD_MAXSIZE, or shut down
-        return ("too_large" if "max size" in text.lower() else "cancelled"), text
+        return ("too_large" if "max size" in message.lower() else "cancelled"), text
     kinds = [
         ((sx.DownloadTimeoutError, net.TimeoutError, net.TCPTimedOutError), "timeout"),
         ((sx.CannotResolveHostError, net.DNSLookupError), "dns"),

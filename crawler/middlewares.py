@@ -13,10 +13,11 @@ from datetime import datetime, timezone
 from scrapy import signals
 from scrapy.downloadermiddlewares.retry import RetryMiddleware
 from scrapy.downloadermiddlewares.useragent import UserAgentMiddleware
-from scrapy.exceptions import IgnoreRequest, NotConfigured
+from scrapy.exceptions import NotConfigured
 from scrapy.http import Response
 from scrapy.utils.response import response_status_message
 
+from crawler.failures import SeenBefore
 from crawler.search import google_article_id
 from crawler.spiders.meta import ARTICLE, GOOGLE_CACHED, GOOGLE_FIRST_STEP, GOOGLE_LINK, GOOGLE_NO_CACHE, SOURCE, STORED_AS, TOPICS, search_slot
 from crawler.stats import count
@@ -275,7 +276,7 @@ class SeenArticlesMiddleware(_StoreReadingMiddleware):
             request.meta[STORED_AS] = url
         count(self.stats, "skipped_seen", request.meta.get(TOPICS, ()))
         logger.debug("Skipping %s: %s", request.url, why)
-        raise IgnoreRequest(why)
+        raise SeenBefore(why)
 
 
 class GoogleLinkCacheMiddleware(_StoreReadingMiddleware):

@@ -129,6 +129,7 @@ class CrawlRunRecorder:
             self._writer = None
         usage = resource.getrusage(resource.RUSAGE_SELF)
         self.stats.set_value("news/main_process_cpu_seconds", round(usage.ru_utime + usage.ru_stime, 2))
+        self.stats.set_value("news/main_process_peak_rss_mb", round(usage.ru_maxrss / 1024, 1))  # Linux: KiB
         total = totals(self.stats, COUNTERS)
         per_topic = {t: topic_counts(self.stats, t, COUNTERS) for t in self.topics}
         status = _STATUS.get(reason, "failed")

@@ -18,6 +18,8 @@ import gzip
 import hashlib
 import mimetypes
 import posixpath
+import socket
+import struct
 import threading
 import time
 from dataclasses import dataclass
@@ -40,6 +42,8 @@ class Response:
     headers: Mapping[str, str] | None = None
     drip: float = 0.0  # hostile-server tests: seconds between 100-byte chunks of the body
     abort: bool = False  # hostile-server tests: close the connection without answering
+    reset: bool = False  # hostile-server tests: with abort, reset it (TCP RST) instead of closing it
+    declared_length: int | None = None  # hostile-server tests: a Content-Length the body falls short of
 
 
 @dataclass(frozen=True)
@@ -147,6 +151,12 @@ class FixtureServer:
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
+            def handle(self) -> None:
+                try:
+                    super().handle()
+                except ConnectionResetError:  # the client reset a kept-alive connection: not our problem
+                    self.close_connection = True
+
             def do_GET(self) -> None:  # noqa: N802
                 self._serve(head=False)
 
@@ -161,6 +171,9 @@ class FixtureServer:
                 if response.abort:
                     with server._lock:
                         server._records.append(RequestRecord(self.command, self.path, 0, dict(self.headers)))
+                    if response.reset:  # linger 0, closed here (not shut down first): the client gets an RST
+                        self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                        self.connection.close()
                     self.close_connection = True
                     return
                 headers = dict(response.headers or {})
@@ -176,7 +189,7 @@ class FixtureServer:
                     self.send_response(status)
                     for key, value in headers.items():
                         self.send_header(key, value)
-                    self.send_header("Content-Length", str(len(body)))
+                    self.send_header("Content-Length", str(response.declared_length or len(body)))
                     self.end_headers()
                     if not head and body and response.drip:
                         for i in range(0, len(body), 100):
@@ -185,6 +198,8 @@ class FixtureServer:
                             time.sleep(response.drip)
                     elif not head and body:
                         self.wfile.write(body)
+                    if response.declared_length:
+                        self.close_connection = True  # the rest never comes
                 except (BrokenPipeError, ConnectionResetError):
                     self.close_connection = True  # the client went away (a killed crawl): not our problem
 

@@ -141,3 +141,25 @@ def test_bad_urls_are_skipped_not_raised():
     rss = b"<rss version='2.0'><channel><item><link>http://[broken</link></item><item><link>https://ex.com/fine-story-here</link></item></channel></rss>"
     assert [e.url for e in parse_feed(rss, "https://ex.com/f")] == ["https://ex.com/fine-story-here"]
     assert sitemaps_from_robots(b"Sitemap: http://[oops\nSitemap: /s.xml", "https://ex.com/robots.txt") == ["https://ex.com/s.xml"]
+
+
+def test_a_cut_feed_keeps_its_complete_items_and_says_so():
+    from crawler.discovery import read_feed
+
+    head = b"<?xml version='1.0'?><rss version='2.0'><channel><item><link>http://a.example/x</link></item>"
+    cut = read_feed(head + b"<item><link>http://a.example/c", "http://a.example/feed.xml")
+    assert cut.cut and [c.url for c in cut.entries] == ["http://a.example/x"]
+    # an undefined entity is a fault real feeds often have: read, and not reported as cut
+    loose = read_feed(head.replace(b"<link>", b"<title>a&nbsp;b</title><link>") + b"</channel></rss>", "http://a.example/feed.xml")
+    assert not loose.cut and [c.url for c in loose.entries] == ["http://a.example/x"]
+    assert not read_feed(head + b"</channel></rss>", "http://a.example/feed.xml").cut
+
+
+def test_a_sitemap_the_parser_gives_up_on_is_reported_broken():
+    big = "x" * 50_000  # libxml2 stops at its entity amplification limit, silently
+    body = (f'<?xml version="1.0"?><!DOCTYPE urlset [<!ENTITY big "{big}">]><urlset>'
+            + "".join(f"<url><loc>http://a.example/{i}</loc><n>&big;</n></url>" for i in range(300)) + "</urlset>").encode()
+    doc = parse_sitemap(body, "http://a.example/sitemap.xml")
+    assert doc.broken and not doc.cut and 0 < len(doc.entries) < 300
+    whole = parse_sitemap(b"<urlset><url><loc>http://a.example/1</loc></url></urlset>", "http://a.example/sitemap.xml")
+    assert whole.broken is None and len(whole.entries) == 1

@@ -74,3 +74,28 @@ def test_a_negative_worker_count_is_refused_at_start():
     crawler = get_crawler(settings_dict={"NEWS_EXTRACT_WORKERS": -2})
     with pytest.raises(ValueError, match="NEWS_EXTRACT_WORKERS=-2"):
         ExtractPipeline.from_crawler(crawler)
+
+
+def test_workers_are_recycled_every_max_tasks_per_child_pages():
+    """Long crawls: every max_tasks_per_child x workers pages a fresh pool takes over (caches
+    and fragmentation of the old workers go with them); every page is still extracted."""
+    pipeline = ExtractPipeline(get_crawler().stats, 1, ExtractOptions(min_text_chars=100, keep_raw_html=False), max_tasks_per_child=2)
+    pools, pids = [], []
+
+    async def run():
+        pipeline.open_spider()
+        items = []
+        for i in range(5):
+            items.append(await pipeline.process_item(_item(f"http://news.example/{i}")))
+            if not pools or pools[-1] is not pipeline._pool:
+                pools.append(pipeline._pool)
+                pids.append(set(pipeline._pool._processes))
+        return items
+
+    try:
+        items = asyncio.run(run())
+    finally:
+        pipeline.close_spider()
+    assert all("Resident 11 told the council" in item["text"] for item in items)
+    assert len(pools) == 3  # pages 1-2, 3-4, 5
+    assert all(pids) and not (pids[0] & pids[1]) and not (pids[1] & pids[2])  # new worker processes each time

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import gzip
 import json
 import socket
+import zlib
 from datetime import datetime, timedelta, timezone
 from email.utils import format_datetime
 
@@ -36,6 +36,22 @@ def _closed_port() -> int:
         return s.getsockname()[1]
 
 
+LONG_BOMB = "/a/decompression-bomb-" + "behind-a-long-address-" * 20 + "end.html"
+
+
+def bomb(size: int) -> bytes:
+    """A gzip body (as gzip.compress makes) of ``size`` bytes of HTML, zeros in a paragraph,
+    compressed in chunks so the test never holds it unpacked."""
+    z = zlib.compressobj(9, zlib.DEFLATED, 31)
+    out = [z.compress(b"<html><body><p>")]
+    chunk = b"0" * 1_000_000
+    for _ in range(size // len(chunk)):
+        out.append(z.compress(chunk))
+    out.append(z.compress(b"</p></body></html>"))
+    out.append(z.flush())
+    return b"".join(out)
+
+
 EXPECTED_KINDS = {
     "/a/gone-missing-page.html": "http_404",
     "/a/gone-for-good-page.html": "http_410",
@@ -48,10 +64,15 @@ EXPECTED_KINDS = {
     "/a/annual-report-2026.html": "not_html",
     "/a/photo-of-the-harbour.html": "not_html",
     "/a/empty-body-page.html": "empty_body",
-    "/a/connection-reset-page.html": "connection_lost",
+    "/a/connection-reset-page.html": "connection_lost",  # closed without an answer
+    "/a/connection-rst-page.html": "connection_lost",  # reset (TCP RST)
+    "/a/body-cut-short-page.html": "truncated_response",  # fewer bytes than its Content-Length
+    LONG_BOMB: "too_large",  # Scrapy names the URL before the limit in its message
     "/feeds/not-a-feed.xml": "bad_feed",
+    "/feeds/truncated.xml": "bad_feed",  # its complete items are still used
     "/sitemap-not-a-sitemap.xml": "bad_sitemap",
     "/sitemap-truncated.xml": "bad_sitemap",  # its complete entries are still used
+    "/sitemap-entity-limit.xml": "bad_sitemap",  # the parser stops at libxml2's entity limits: the entries before are used
     "/a/seven-hops-start.html": "too_many_redirects",  # recorded under the link the feed listed
 }
 
@@ -63,6 +84,7 @@ PNG = (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08
 INVALID_UTF8 = b"<p>Harbour users reported \xff\xfe garbled \x80 signs on the quay noticeboard this week, officials said.</p>"
 # windows-1252 bytes, an unknown charset in the header, the real one in a <meta>
 CP1252 = "<p>The café owners on the quay said the dredging noise was a small price for the ferries.</p>".encode("cp1252")
+NO_CHARSET = "<p>Crêpe sellers near the façade of the old customs house said the works were overdue.</p>".encode()
 # UTF-8 bytes in a page declared latin-1
 MISLABELLED = "<p>Café owners on the harbour front said a wrong label on the page would not stop their trade.</p>".encode()
 
@@ -77,7 +99,7 @@ def redirect_chain(name: str, hops: int) -> dict:
 
 def routes() -> dict:
     loop = lambda h: Response(302, b"", {"Location": "/a/redirect-loop-page.html"})  # noqa: E731
-    bomb = gzip.compress(b"<html><body>" + b"A" * 30_000_000 + b"</body></html>")
+    bombed = bomb(300_000_000)  # 300 MB unpacked: far past DOWNLOAD_MAXSIZE and the RSS bound below
     return {
         "/a/good-article-one.html": html(article("Harbour dredging to begin")),
         "/a/invalid-utf8-article.html": html(article("Noticeboard shows garbled signs", INVALID_UTF8)),
@@ -94,11 +116,16 @@ def routes() -> dict:
         "/a/slow-drip-page.html": lambda h: Response(200, article("Slow") * 3, {"Content-Type": "text/html"}, drip=0.5),
         "/a/redirect-loop-page.html": loop,
         "/a/huge-page-here.html": lambda h: Response(200, b"<html>" + b"x" * 3_000_000 + b"</html>", {"Content-Type": "text/html"}),
-        "/a/decompression-bomb.html": lambda h: Response(200, bomb, {"Content-Type": "text/html", "Content-Encoding": "gzip"}),
+        "/a/decompression-bomb.html": lambda h: Response(200, bombed, {"Content-Type": "text/html", "Content-Encoding": "gzip"}),
+        LONG_BOMB: lambda h: Response(200, bombed, {"Content-Type": "text/html", "Content-Encoding": "gzip"}),
         "/a/annual-report-2026.html": lambda h: Response(200, b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj <<>> endobj", {"Content-Type": "application/pdf"}),
         "/a/photo-of-the-harbour.html": lambda h: Response(200, PNG, {"Content-Type": "image/png"}),
         "/a/empty-body-page.html": lambda h: Response(200, b"", {"Content-Type": "text/html"}),
         "/a/connection-reset-page.html": lambda h: Response(abort=True),
+        "/a/connection-rst-page.html": lambda h: Response(abort=True, reset=True),
+        "/a/body-cut-short-page.html": lambda h: Response(200, article("Cut short")[:300], {"Content-Type": "text/html"}, declared_length=5000),
+        # non-ASCII UTF-8 with no charset anywhere (header or <meta>)
+        "/a/no-charset-article.html": html(article("Quay cafés without a label", NO_CHARSET), "text/html"),
         "/feeds/not-a-feed.xml": lambda h: Response(200, b"<html><body>Subscribe!</body></html>", {"Content-Type": "text/html"}),
         "/sitemap-not-a-sitemap.xml": lambda h: Response(200, b"<html><body>no sitemap</body></html>", {"Content-Type": "text/html"}),
         **redirect_chain("six-hops", REDIRECT_MAX_TIMES),  # within the limit: followed, stored
@@ -120,7 +147,7 @@ def test_hostile_server_one_crawl(tmp_path):
         b = server.base
         links = [p for p in EXPECTED_KINDS if p.startswith("/a/")] + [
             "/a/good-article-one.html", "/a/good-article-one.html",  # duplicate items in one feed
-            "/a/wrong-charset-article.html", "/a/unknown-charset-article.html", "/a/invalid-utf8-article.html",
+            "/a/wrong-charset-article.html", "/a/unknown-charset-article.html", "/a/invalid-utf8-article.html", "/a/no-charset-article.html",
             "/a/malformed-html-page.html", "/a/six-hops-start.html", "/a/seven-hops-start.html",
         ]
         dates = ["Mon, 01 Jan 1900 00:00:00 GMT", "Fri, 01 Jan 2999 00:00:00 GMT", "not a date at all"]
@@ -153,13 +180,27 @@ def test_hostile_server_one_crawl(tmp_path):
             f"<url><loc>{b}/a/sitemap-normal-first.html</loc></url><url><loc>&p;</loc></url><url><loc>&x;</loc></url>"
             f"<url><loc>&t;</loc></url><url><loc>&l;</loc></url><url><loc>{b}/a/sitemap-normal-last.html</loc></url></urlset>"
         ).encode()
+        # a feed with the same entity tricks and a billion-laughs chain: nothing fetched, no blow-up
+        laughs = '<!ENTITY l0 "lol">' + "".join(f'<!ENTITY l{i} "{("&l%d;" % (i - 1)) * 10}">' for i in range(1, 10))
+        server.pages["/feeds/xxe.xml"] = (
+            f'<?xml version="1.0"?><!DOCTYPE rss SYSTEM "{b}/xxe-feed.dtd" [{laughs}<!ENTITY x SYSTEM "{b}/xxe-feed-external.txt">'
+            f'<!ENTITY % d SYSTEM "{b}/xxe-feed.dtd"> %d;]><rss version="2.0"><channel><title>&l9;</title>'
+            f"<item><title>&l9;</title><link>&x;</link></item><item><link>{b}/a/feed-xxe-neighbour.html</link></item></channel></rss>"
+        ).encode()
+        server.pages["/xxe-feed-external.txt"] = f"{b}/a/external-entity-article.html".encode()
+        server.pages["/xxe-feed.dtd"] = f'<!ENTITY t "{b}/a/dtd-entity-article.html">'.encode()
+        big = "x" * 50_000
+        server.pages["/sitemap-entity-limit.xml"] = (
+            f'<?xml version="1.0"?><!DOCTYPE urlset [<!ENTITY big "{big}">]><urlset>'
+            + "".join(f"<url><loc>{b}/a/good-article-one.html?e={i}</loc><n>&big;</n></url>" for i in range(300)) + "</urlset>"
+        ).encode()
         huge = "".join(f"<url><loc>{b}/a/good-article-one.html?n={i}</loc></url>" for i in range(10_000))
         server.pages["/sitemap-huge.xml"] = f"<urlset>{huge}</urlset>".encode()
         topics = tmp_path / "topics.toml"
         topics.write_text(
             '[[topic]]\nname = "h"\nmax_age_days = 0\n'
-            f'feeds = ["{b}/feed.xml", "{b}/feeds/truncated.xml", "{b}/feeds/not-a-feed.xml"]\n'
-            f'sitemaps = ["{b}/sitemap-not-a-sitemap.xml", "{b}/sitemap-xxe.xml", "{b}/sitemap-huge.xml", "{b}/sitemap-truncated.xml"]\n'
+            f'feeds = ["{b}/feed.xml", "{b}/feeds/truncated.xml", "{b}/feeds/not-a-feed.xml", "{b}/feeds/xxe.xml"]\n'
+            f'sitemaps = ["{b}/sitemap-not-a-sitemap.xml", "{b}/sitemap-xxe.xml", "{b}/sitemap-huge.xml", "{b}/sitemap-truncated.xml", "{b}/sitemap-entity-limit.xml"]\n'
             f'pages = ["http://127.0.0.1:{closed}/section/"]\n'
             '[[topic]]\nname = "d"\nmax_age_days = 7\n'
             f'feeds = ["{b}/feeds/dates.xml"]\n'
@@ -180,21 +221,25 @@ def test_hostile_server_one_crawl(tmp_path):
     stored = set(articles)
     capped = {u for u in stored if "?n=" in u}
     assert len(capped) == 50  # the 10,000-URL sitemap was read up to NEWS_MAX_SITEMAP_URLS
+    before_limit = {u for u in stored if "?e=" in u}
+    assert 0 < len(before_limit) < 300  # the entries read before the parser stopped
+    capped |= before_limit
     good = {f"/a/{name}.html" for name in (
         "good-article-one", "good-article-two", "wrong-charset-article", "unknown-charset-article", "invalid-utf8-article",
-        "malformed-html-page", "six-hops-final", "sitemap-normal-first", "sitemap-normal-last",
+        "malformed-html-page", "six-hops-final", "sitemap-normal-first", "sitemap-normal-last", "no-charset-article",
         "truncated-sitemap-first", "truncated-sitemap-second", "from-the-year-2999", "from-last-tuesday")}
     assert stored == good | capped, (stored - good - capped, good - stored)
-    assert len({row["cluster_id"] for u, row in articles.items() if "?n=" in u or u.endswith("one.html")}) == 1
+    assert len({row["cluster_id"] for u, row in articles.items() if "?n=" in u or "?e=" in u or u.endswith("one.html")}) == 1
     # invalid bytes and wrong or unknown charsets: decoded leniently, the article and its text kept
     # (their shared PARAS are site template by now: each page's own paragraph is checked)
     assert "garbled" in articles["/a/invalid-utf8-article.html"]["text"]
     assert "signs on the quay noticeboard this week" in articles["/a/invalid-utf8-article.html"]["text"]
     assert "owners on the harbour front said a wrong label" in articles["/a/wrong-charset-article.html"]["text"]
     assert "The café owners on the quay said" in articles["/a/unknown-charset-article.html"]["text"]  # the <meta> charset
+    assert "Crêpe sellers near the façade of the old customs house" in articles["/a/no-charset-article.html"]["text"]
     # no entity was expanded, no external entity or DTD fetched; the sitemap's normal entries were crawled
-    assert not {"/xxe-external.txt", "/xxe.dtd", "/a/entity-expanded-article.html", "/a/external-entity-article.html",
-                "/a/dtd-entity-article.html"} & set(requests), requests
+    assert not {"/xxe-external.txt", "/xxe.dtd", "/xxe-feed-external.txt", "/xxe-feed.dtd", "/a/entity-expanded-article.html",
+                "/a/external-entity-article.html", "/a/dtd-entity-article.html"} & set(requests), requests
     assert not any("aaaaaaaaaa" in p for p in requests)
     assert {"/a/sitemap-normal-first.html", "/a/sitemap-normal-last.html"} <= set(requests)
     # the cut sitemap entry was not guessed at (nor any cut URL fetched); its complete neighbours were stored
@@ -225,5 +270,10 @@ def test_hostile_server_one_crawl(tmp_path):
     assert requests.count("/a/server-error-page.html") == 3 and requests.count("/a/too-many-requests.html") == 3
     # the duplicate feed item was fetched once
     assert requests.count("/a/good-article-one.html") == 1
+    # the feed with entity tricks: its plain item was still read
+    assert "/a/feed-xxe-neighbour.html" in requests
+    # peak RSS of the crawl process (getrusage at the end): a 300 MB bomb never unpacked in memory
     stats = json.loads(run["stats"])
-    assert stats["memusage/max"] < 600 * 1024 * 1024
+    assert 50 < stats["news/main_process_peak_rss_mb"] < 320, stats["news/main_process_peak_rss_mb"]
+    errors_detail = {row["url"].split(b)[-1]: row["detail"] for row in db["fetch_errors"].rows}
+    assert "1 complete item(s) kept" in errors_detail["/feeds/truncated.xml"]

@@ -38,18 +38,26 @@ BAD_LINKS = [
     "http://10.0.0.1/news/private-network-story.html",
     "http://[::1]:{other}/news/ipv6-loopback-story.html",
     "file:///etc/passwd",
+    "file://{local}",  # a real article on this machine: it would be stored if it were read
 ]
 
 
 def test_private_addresses_and_schemes_are_refused(tmp_path):
     other = _free_port()
     server = FixtureServer(routes={"/news/redirect-to-private.html": lambda h: Response(302, b"", {"Location": "http://10.0.0.1/internal-admin-page"})})
+    local = tmp_path / "local-article.html"
+    local.write_text("<html><head><title>Local file story</title></head><body><article><h1>Local file story</h1>"
+                     + "<p>The harbour board met on Monday to discuss the dredging plan for the northern channel.</p>" * 12
+                     + "</article></body></html>")
     with server:
-        links = [link.format(other=other) for link in BAD_LINKS] + [f"{server.base}/news/redirect-to-private.html"]
+        links = [link.format(other=other, local=local) for link in BAD_LINKS] + [f"{server.base}/news/redirect-to-private.html"]
+        # a listing page (same site, one level) with the same links
+        server.pages["/section/"] = ("<html><body>" + "".join(f'<a href="{link}">A story headline for the section</a>' for link in links)
+                                     + "</body></html>").encode()
         items = "".join(f"<item><title>x</title><link>{link}</link></item>" for link in links)
         server.pages["/feed.xml"] = f"<rss version='2.0'><channel><title>f</title>{items}</channel></rss>".encode()
         topics = tmp_path / "topics.toml"
-        topics.write_text(f'[[topic]]\nname = "t"\nmax_age_days = 0\nfeeds = ["{server.base}/feed.xml"]\n')
+        topics.write_text(f'[[topic]]\nname = "t"\nmax_age_days = 0\nfeeds = ["{server.base}/feed.xml"]\npages = ["{server.base}/section/"]\n')
         env = {**os.environ, "http_proxy": server.base, "no_proxy": "", "NO_PROXY": "", "PYTHONPATH": str(ROOT)}
         cmd = [sys.executable, "-m", "scrapy", "crawl", "news", "-s", f"NEWS_TOPICS={topics}", "-s", f"NEWS_DB={tmp_path / 'news.db'}",
                "-s", "DOWNLOAD_TIMEOUT=5", "-s", "RETRY_ENABLED=False"]
@@ -68,6 +76,9 @@ def test_private_addresses_and_schemes_are_refused(tmp_path):
     via = [row for row in db["fetch_errors"].rows_where("kind = 'refused_address'") if "redirect-to-private" in row["url"]]
     assert len(via) == 1 and "10.0.0.1/internal-admin-page" in via[0]["detail"], via
     assert db.execute("select count(*) from articles").fetchone()[0] == 0
+    # file:// links were never read: no outcome or error names the local file as fetched
+    assert not [r for r in db["url_outcomes"].rows if r["url"].startswith("file:")]
+    assert not [r for r in db["fetch_errors"].rows if r["url"].startswith("file:") and r["kind"] != "refused_address"]
 
 
 def test_allow_private_networks_setting(tmp_path):
@@ -79,7 +90,7 @@ def test_allow_private_networks_setting(tmp_path):
         link = other.base.replace("127.0.0.1", "localhost") + "/news/swifts-return-to-bridge.html"
         server.pages["/feed.xml"] = f"<rss version='2.0'><channel><item><link>{link}</link></item></channel></rss>".encode()
         topics = tmp_path / "topics.toml"
-        topics.write_text(f'[[topic]]\nname = "t"\nmax_age_days = 0\nfeeds = ["{server.base}/feed.xml"]\n')
+        topics.write_text(f'[[topic]]\nname = "t"\nmax_age_days = 0\nfeeds = ["{server.base}/feed.xml"]\npages = ["{server.base}/section/"]\n')
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
         base_cmd = [sys.executable, "-m", "scrapy", "crawl", "news", "-s", f"NEWS_TOPICS={topics}", "-s", "RETRY_ENABLED=False"]
         refused = subprocess.run(base_cmd + ["-s", f"NEWS_DB={tmp_path / 'a.db'}"], cwd=ROOT, capture_output=True, text=True, env=env, timeout=120)

@@ -29,8 +29,8 @@ from crawler.discovery import (
     Candidate,
     looks_like_article_url,
     looks_like_feed,
-    parse_feed,
     parse_sitemap,
+    read_feed,
     sitemaps_from_robots,
 )
 from crawler.failures import describe_failure
@@ -131,12 +131,15 @@ class NewsSpider(SearchSources, scrapy.Spider):
     def parse_feed(self, response: Response):
         if self._not_modified(response):
             return
-        candidates = parse_feed(response.body, response.url)
+        doc = read_feed(response.body, response.url)
+        candidates, topics = doc.entries, response.meta[TOPICS]
         if not candidates and not looks_like_feed(response.body):
-            count(self.crawler.stats, "errors", response.meta[TOPICS])
+            count(self.crawler.stats, "errors", topics)
             logger.warning("Feed %s: not an RSS, Atom or JSON feed", response.url)
-            self._fail(response.url, "bad_feed", "not an RSS, Atom or JSON feed", response.meta[TOPICS])
+            self._fail(response.url, "bad_feed", "not an RSS, Atom or JSON feed", topics)
             return
+        if doc.cut:  # the complete items before the cut are still used
+            self._broken_source(response.url, "bad_feed", f"truncated: ends mid-element, {len(candidates)} complete item(s) kept", topics)
         logger.info("Feed %s: %d item(s)", response.url, len(candidates))
         yield from self._schedule(candidates, Listing.of(response), "feed")
 
@@ -158,11 +161,18 @@ class NewsSpider(SearchSources, scrapy.Spider):
             self._fail(response.url, "bad_sitemap", "not a sitemap document", topics)
             return
         if doc.cut:  # the complete entries before the cut are still used
-            logger.warning("Sitemap %s: truncated (ends mid-element); %d complete entries kept", response.url, len(doc.entries))
-            count(self.crawler.stats, "errors", topics)
-            self._fail(response.url, "bad_sitemap", f"truncated: ends mid-element, {len(doc.entries)} complete entries kept", topics)
+            self._broken_source(response.url, "bad_sitemap", f"truncated: ends mid-element, {len(doc.entries)} complete entries kept", topics)
+        elif doc.broken:
+            self._broken_source(response.url, "bad_sitemap", f"malformed XML ({doc.broken}), {len(doc.entries)} entries before it kept", topics)
         logger.info("Sitemap %s: %d URL(s)", response.url, len(doc.entries))
         yield from self._schedule(doc.entries, Listing.of(response), "sitemap")
+
+    def _broken_source(self, url: str, kind: str, detail: str, topics) -> None:
+        """A feed or sitemap that is partly readable: its readable entries are used, the fault is
+        counted and recorded."""
+        logger.warning("%s %s: %s", "Feed" if kind == "bad_feed" else "Sitemap", url, detail)
+        count(self.crawler.stats, "errors", topics)
+        self._fail(url, kind, detail, topics)
 
     def parse_robots(self, response: Response):
         topics = response.meta[TOPICS]
@@ -299,7 +309,7 @@ class NewsSpider(SearchSources, scrapy.Spider):
         if kind == "robots":
             count(self.crawler.stats, "robots_blocked", topics)
             return
-        if kind == "ignored":  # seen articles: counted where they were decided
+        if kind == "seen":  # stored or judged before: counted where that was decided
             key = request.meta.get(KEY)
             stored = request.meta.get(STORED_AS)
             if key:
