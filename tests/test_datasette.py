@@ -12,6 +12,7 @@ import sys
 import time
 import urllib.request
 import xml.etree.ElementTree as ET
+from datetime import datetime
 from pathlib import Path
 from urllib.parse import quote
 
@@ -35,12 +36,12 @@ def _free_port() -> int:
 
 
 class Datasette:
-    def __init__(self, db: Path, serve_py: bool = False):
-        """Datasette on ``db`` as README's command runs it, or through datasette/serve.py."""
+    def __init__(self, db: Path, serve_py: bool = False, *extra: str):
+        """Datasette on ``db`` as README's command runs it, or through datasette/serve.py (with ``extra`` options)."""
         self.port = _free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         if serve_py:
-            cmd = [sys.executable, str(ROOT / "datasette" / "serve.py"), str(db), "--port", str(self.port)]
+            cmd = [sys.executable, str(ROOT / "datasette" / "serve.py"), str(db), "--port", str(self.port), *extra]
         else:
             cmd = [sys.executable, "-m", "datasette", "serve", str(db), "--port", str(self.port),
                    "--metadata", str(METADATA),
@@ -145,13 +146,58 @@ def test_canned_queries(store):
     ds = store["ds"]
     latest = ds.json("/news/latest_stories.json?topic=&_shape=objects")["rows"]
     assert latest and {"story_id", "title", "article_count", "distinct_sites", "first_seen", "last_seen", "topics"} <= set(latest[0])
+    db = open_store(store["db"])
+    assert [r["story_id"] for r in latest] == [r[0] for r in db.execute("select id from stories order by last_seen desc, article_count desc")]
     only_city = ds.json("/news/latest_stories.json?topic=city-budget&_shape=objects")["rows"]
     assert len(only_city) == 1 and "city-budget" in only_city[0]["topics"]
+    # the AI story: the original first, then its wire copy (same near-duplicate group), then the other outlet's text
     story_id, _ = _ai_story(store["db"])
     rows = ds.json(f"/news/story.json?story_id={story_id}&_shape=objects")["rows"]
-    assert len(rows) >= 2 and {r["role"] for r in rows} >= {"original"}
+    expected = db.execute(
+        "select a.url, a.cluster_id, c.representative_url = a.url from articles a join clusters c on c.id = a.cluster_id where a.story_id = ?", [story_id]
+    ).fetchall()
+    copies = [url for url, cluster, first in expected if not first]
+    assert [r["url"] for r in rows if r["role"] == "copy"] == copies and len(copies) == 1 and "wire-anthropic-alibaba" in copies[0]
+    originals = [r for r in rows if r["role"] == "original"]
+    assert len(originals) == len(expected) - 1 and {r["url"] for r in originals} == {u for u, _, first in expected if first}
+    copy_at = next(i for i, r in enumerate(rows) if r["role"] == "copy")
+    assert rows[copy_at - 1]["role"] == "original" and "anthropic-alibaba-distillation" in rows[copy_at - 1]["url"]  # under its original
     hits = ds.json("/news/search.json?q=" + quote("council") + "&_shape=objects")["rows"]
     assert hits and any("council" in (h["titles"] or "").lower() for h in hits)
+
+
+@pytest.mark.parametrize("q", ["", "ai-model", "it's", '"unbalanced quote', "council OR"])
+def test_search_takes_any_text(store, q):
+    """Plain text never breaks the search page (the front page links to it with no q)."""
+    status, body = store["ds"].get("/news/search?q=" + quote(q))
+    assert status == 200, body[:300]
+    rows = store["ds"].json("/news/search.json?q=" + quote(q) + "&_shape=objects")["rows"]
+    if not q:
+        assert rows == []
+
+
+def test_search_words_and_fts_syntax(store):
+    ds = store["ds"]
+    plain = ds.json("/news/search.json?q=" + quote("council budget") + "&_shape=objects")["rows"]
+    assert plain and all("council" in h["titles"].lower() or "budget" in h["titles"].lower() for h in plain)
+    # search_fts: FTS5 operators
+    both = ds.json("/news/search_fts.json?q=" + quote("council OR distillation") + "&_shape=objects")["rows"]
+    council = ds.json("/news/search_fts.json?q=council&_shape=objects")["rows"]
+    distillation = ds.json("/news/search_fts.json?q=distillation&_shape=objects")["rows"]
+    assert council and distillation and {h["story_id"] for h in both} == {h["story_id"] for h in council + distillation}
+    status, _ = ds.get("/news/search_fts.json?q=" + quote("council NOT"))
+    assert status == 400  # invalid FTS5: SQLite's error, as the description says
+
+
+def test_public_setting_turns_arbitrary_sql_off(store, tmp_path):
+    ds = Datasette(_copy_store(store["db"], tmp_path / "news.db"), True, "--public")
+    try:
+        assert ds.get("/news.json?sql=" + quote("select 1"))[0] == 403
+        assert ds.get("/news.db")[0] == 403
+        assert ds.json("/news/latest_stories.json?topic=&_shape=objects")["rows"]  # canned queries still work
+        assert ds.get("/-/news/topic/ai-model-theft.atom")[0] == 200
+    finally:
+        ds.stop()
 
 
 def test_story_page(store, manifest):
@@ -184,9 +230,36 @@ def test_atom_feed_one_entry_per_story(store, manifest):
     db = open_store(store["db"])
     stories = [db.execute("select story_id from articles where url like ?", ["%" + path]).fetchone()[0] for path in stored]
     assert len(stored) == 5 and len(set(stories)) < len(stored)  # the wire copy shares its original's story
-    ids = [e.findtext(f"{ATOM}id").removeprefix("tag:newscrawler,") for e in entries]
+    ids = [e.findtext(f"{ATOM}id").removeprefix("tag:newscrawler,2026:story/") for e in entries]
     assert sorted(ids) == sorted(set(stories))
     assert all(e.find(f"{ATOM}title").text and e.find(f"{ATOM}link").get("href") for e in entries)
+    # RFC 3339 times with an offset everywhere (RFC 4287 3.3)
+    times = [feed.findtext(f"{ATOM}updated")] + [e.findtext(f"{ATOM}{tag}") for e in entries for tag in ("updated", "published")]
+    assert all(datetime.fromisoformat(t.replace("Z", "+00:00")).tzinfo is not None for t in times), times
+    # newest first by when the crawler found the story (an older event found later comes first)
+    found = [db.execute("select min(fetched_at) from articles where story_id = ?", [i]).fetchone()[0] for i in ids]
+    assert found == sorted(found, reverse=True)
+    published = [datetime.fromisoformat(e.findtext(f"{ATOM}published")) for e in entries]
+    assert published == [datetime.fromisoformat(f) for f in found]
+
+
+def test_atom_feed_orders_by_discovery_not_publication(store, tmp_path):
+    """A story about a 2019 event found today is new to a feed reader: it comes first."""
+    db = _copy_store(store["db"], tmp_path / "news.db")
+    _fetched(db, {}, "2026-11-22T06:00:00+00:00")
+    with sqlite3.connect(db) as conn:
+        oldest = conn.execute(
+            "select s.id from stories s join articles a on a.story_id = s.id join article_topics t on t.url = a.url "
+            "where t.topic = 'ai-model-theft' order by s.first_seen limit 1").fetchone()[0]
+        conn.execute("update articles set fetched_at = '2026-11-23T06:00:00+00:00' where story_id = ?", [oldest])
+    ds = Datasette(db)
+    try:
+        status, body = ds.get("/-/news/topic/ai-model-theft.atom")
+    finally:
+        ds.stop()
+    entries = ET.fromstring(body).findall(f"{ATOM}entry")
+    assert status == 200 and entries[0].findtext(f"{ATOM}id") == f"tag:newscrawler,2026:story/{oldest}"
+    assert entries[0].findtext(f"{ATOM}updated") == "2026-11-23T06:00:00+00:00"
 
 
 def test_digest(store, manifest, tmp_path):

@@ -5,12 +5,13 @@
 
 Routes (the first attached database is used, or ?db=NAME):
     /-/news/story/<story_id>          headline, timeline of coverage, outlets, copies folded under their original
-    /-/news/topic/<topic>.atom        Atom feed: one entry per story of the topic, newest first;
-                                      its <author> is the instance title from metadata.yml
+    /-/news/topic/<topic>.atom        Atom feed: one entry per story of the topic, newest first by when
+                                      the crawler found it; its <author> is the instance title from metadata.yml
 """
 
 from __future__ import annotations
 
+import re
 from collections import OrderedDict
 from datetime import datetime, timezone
 from xml.sax.saxutils import escape
@@ -19,6 +20,7 @@ from datasette import Response, hookimpl
 
 FEED_SIZE = 50
 FEED_AUTHOR = "newscrawler"  # feed-level <author> (RFC 4287 4.1.1) when metadata.yml has no title
+TAG = "tag:newscrawler,2026:"  # entry and feed ids: RFC 4151 tag URIs (an authority, a date, then ours)
 
 
 def _database(datasette, request):
@@ -86,41 +88,46 @@ async def story_page(datasette, request):
 
 
 async def topic_feed(datasette, request):
+    """The topic's stories, newest first by when the crawler first found them: a story about
+    an older event found today is new to the reader."""
     topic = request.url_vars["topic"]
     db = _database(datasette, request)
     rows = (
         await db.execute(
             """
-            select s.id, s.title, s.first_seen, s.last_seen, s.article_count, s.distinct_sites
-            from stories s
+            select s.id, s.title, s.first_seen, s.article_count, s.distinct_sites,
+                   min(a.fetched_at) as found_at, max(a.fetched_at) as changed_at
+            from stories s join articles a on a.story_id = s.id
             where s.id in (select a.story_id from articles a join article_topics t on t.url = a.url where t.topic = ?)
-            order by s.first_seen desc, s.id
+            group by s.id
+            order by found_at desc, s.id
             limit ?
             """,
             [topic, FEED_SIZE],
         )
     ).rows
     base = request.scheme + "://" + request.host
-    updated = max((r["last_seen"] for r in rows), default=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    updated = max((_rfc3339(r["changed_at"]) for r in rows), default=datetime.now(timezone.utc).isoformat(timespec="seconds"))
     entries = []
     for r in rows:
         link = f"{base}/-/news/story/{escape(str(r['id']))}?db={escape(db.name)}"
         entries.append(
             "<entry>"
-            f"<id>tag:newscrawler,{escape(str(r['id']))}</id>"
+            f"<id>{TAG}story/{escape(str(r['id']))}</id>"
             f"<title>{escape(r['title'] or '(untitled)')}</title>"
-            f"<updated>{escape(_rfc3339(r['last_seen']))}</updated>"
-            f"<published>{escape(_rfc3339(r['first_seen']))}</published>"
+            f"<updated>{escape(_rfc3339(r['changed_at']))}</updated>"
+            f"<published>{escape(_rfc3339(r['found_at']))}</published>"
             f'<link rel="alternate" href="{link}"/>'
-            f"<summary>{r['article_count']} article(s) from {r['distinct_sites']} outlet(s)</summary>"
+            f"<summary>{r['article_count']} article(s) from {r['distinct_sites']} outlet(s); "
+            f"first published {escape(_rfc3339(r['first_seen'])[:10])}</summary>"
             "</entry>"
         )
     xml = (
         '<?xml version="1.0" encoding="utf-8"?>'
         '<feed xmlns="http://www.w3.org/2005/Atom">'
-        f"<id>tag:newscrawler,topic:{escape(topic)}</id>"
+        f"<id>{TAG}topic/{escape(topic)}</id>"
         f"<title>News stories: {escape(topic)}</title>"
-        f"<updated>{escape(_rfc3339(updated))}</updated>"
+        f"<updated>{escape(updated)}</updated>"
         f"<author><name>{escape(datasette.metadata('title') or FEED_AUTHOR)}</name></author>"
         f'<link rel="self" href="{base}/-/news/topic/{escape(topic)}.atom"/>'
         + "".join(entries)
@@ -129,11 +136,17 @@ async def topic_feed(datasette, request):
     return Response(xml, content_type="application/atom+xml; charset=utf-8")
 
 
+_OFFSET = re.compile(r"(Z|[+-]\d\d:\d\d)$")
+
+
 def _rfc3339(value: str | None) -> str:
-    """Atom wants full timestamps: a bare date becomes midnight UTC."""
+    """An RFC 3339 timestamp, as Atom requires: a bare date becomes midnight UTC, and a time
+    without an offset is UTC (the store's stories, clusters and fetched_at times are)."""
     if not value:
         return "1970-01-01T00:00:00Z"
-    return value if "T" in value else f"{value[:10]}T00:00:00Z"
+    if "T" not in value:
+        return f"{value[:10]}T00:00:00Z"
+    return value if _OFFSET.search(value) else value + "Z"
 
 
 @hookimpl
@@ -146,8 +159,8 @@ def register_routes():
 
 @hookimpl
 def render_cell(value, column, table, database, datasette):
-    """Story ids link to their story page, in every table and query."""
-    if column in ("story_id",) and isinstance(value, str) and value:
+    """Story ids link to their story page, in every table and query (and the stories table's own ids)."""
+    if (column == "story_id" or (table == "stories" and column == "id")) and isinstance(value, str) and value:
         from markupsafe import Markup
 
         return Markup(f'<a href="/-/news/story/{escape(value)}?db={escape(database)}">{escape(value)}</a>')
