@@ -99,16 +99,23 @@ def _google(node, top: bool = True) -> str:
     if isinstance(node, _Term):
         return _quote_term(node)
     if isinstance(node, _Not):
-        inner = node.child
-        if isinstance(inner, _Term):
-            return "-" + _quote_term(inner)
-        return ""  # NOT (group): not expressible everywhere; broaden
+        return _negated(node.child)
     if isinstance(node, _And):
         joined = " ".join(p for p in (_google(c, False) for c in node.children) if p)
         return joined if top else f"({joined})"
     parts = [_google(c, False) for c in node.children]
     joined = " OR ".join(p for p in parts if p)
     return joined if top else f"({joined})"
+
+
+def _negated(node) -> str:
+    """NOT term -> -term; NOT (a OR b) -> -a -b (De Morgan, for terms); any other NOT group
+    is dropped (broader, never narrower)."""
+    if isinstance(node, _Term):
+        return "-" + _quote_term(node)
+    if isinstance(node, _Or) and all(isinstance(c, _Term) for c in node.children):
+        return " ".join("-" + _quote_term(c) for c in node.children)
+    return ""
 
 
 def _gdelt_terms(node) -> list[str]:
@@ -128,7 +135,7 @@ def _gdelt(node) -> str:
     if isinstance(node, _Term):
         return _quote_term(node)
     if isinstance(node, _Not):
-        return "-" + _quote_term(node.child) if isinstance(node.child, _Term) else ""
+        return _negated(node.child)
     if isinstance(node, _Or):
         terms = list(dict.fromkeys(_gdelt_terms(node)))  # nested structure flattened: broader
         return terms[0] if len(terms) == 1 else "(" + " OR ".join(terms) + ")"

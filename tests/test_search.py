@@ -91,6 +91,11 @@ def test_translation_per_service():
     nested = parse_query("(a b) OR (c OR (d e))")
     assert translate(nested, "google_news") == "(a b) OR (c OR (d e))"
     assert translate(nested, "gdelt") == "(a OR b OR c OR d OR e)"  # GDELT cannot nest: broadened, never narrowed
+    # NOT over an OR of terms: each term excluded (De Morgan); NOT over anything else is dropped (broader)
+    excluded = parse_query('anthropic NOT (stock OR "price target")')
+    for service in ("google_news", "bing_news", "gdelt"):
+        assert translate(excluded, service) == 'anthropic -stock -"price target"'
+    assert translate(parse_query("anthropic NOT (stock tips)"), "google_news") == "anthropic"
 
 
 def test_search_urls_encode_the_query():
