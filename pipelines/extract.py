@@ -59,6 +59,10 @@ class ExtractOptions:
 RECALL_PAGE_SHARE = 0.5  # retry when the text is under this share of the page's visible text
 RECALL_ACCEPT_RATIO = 1.5  # keep the recall-mode text when it is this much longer (both cleaned)
 FAST_TEXT_SHARE = 0.6  # fast mode's text must reach this share of the page's <p> text (docs/extraction.md)
+BASELINE_PARAGRAPH_SHARE = 0.5  # try trafilatura's baseline() when the text is under this share of the <p> text
+BASELINE_ACCEPT_RATIO = 2.0  # and keep it when it is this much longer (both cleaned)
+BASELINE_PROSE_SHARE = 0.8  # and what it adds is mostly lines of PROSE_LINE_CHARS or more
+PROSE_LINE_CHARS = 150
 
 
 def _as_dict(doc) -> dict:
@@ -119,6 +123,8 @@ def extract(body: bytes, encoding: str | None, url: str, hints: dict | None, opt
                 doc, text = again, more
     if doc is None:
         raise NotAnArticle("no main text found")
+    if len(text) >= options.min_text_chars:
+        text = _baseline_if_longer(text, tree, url, data.get("title"))
     if len(text) < options.min_text_chars:
         raise NotAnArticle(f"too little text ({len(text)} < {options.min_text_chars} characters)")
     if options.detect_articles:
@@ -167,6 +173,26 @@ def _first_pass(tree, declared: bool, min_chars: int, settings: dict):
             data = _as_dict(full) if doc is None else {**data, "text": full_raw}
             doc, raw = full, full_raw
     return doc, data, raw
+
+
+def _baseline_if_longer(text: str, tree, url: str, title: str | None) -> str:
+    """trafilatura's baseline() (the JSON-LD articleBody, the <article>, else every
+    paragraph) instead of ``text`` when ``text`` holds under BASELINE_PARAGRAPH_SHARE of the
+    page's <p> text and the cleaned baseline is BASELINE_ACCEPT_RATIO times longer: the
+    extractor kept one part of a long article (docs/extraction.md, "Baseline fallback")."""
+    import trafilatura  # imported in the worker process
+
+    if len(text) >= BASELINE_PARAGRAPH_SHARE * paragraph_text_chars(tree):
+        return text
+    fallback = clean_text(trafilatura.baseline(tree)[1].strip(), tree, url, title)  # baseline() copies the tree
+    if len(fallback) <= BASELINE_ACCEPT_RATIO * len(text):
+        return text
+    # what it adds must be prose: a list of short card descriptions (a "Featured" sidebar of
+    # <p> teasers) is also <p> text, and is exactly what must stay out
+    have = {line.strip() for line in text.split("\n")}
+    added = [line.strip() for line in fallback.split("\n") if line.strip() and line.strip() not in have]
+    prose = sum(len(line) for line in added if len(line) >= PROSE_LINE_CHARS)
+    return fallback if prose >= BASELINE_PROSE_SHARE * sum(map(len, added)) else text
 
 
 def fast_pass_fell_short(raw: str, tree, min_chars: int) -> bool:

@@ -118,3 +118,39 @@ def test_fast_extraction_redone_when_it_falls_short():
     assert fast_pass_fell_short(five, tree, 400)  # one block of a longer text
     assert fast_pass_fell_short(whole, tree, len(whole) + 1)  # under the article minimum
     assert fast_pass_fell_short("", tree, 400)  # fast mode found nothing
+
+
+PROSE = ("Paragraph {} of the report: the harbour board heard from fishing crews, ferry operators and the "
+         "engineers who surveyed the northern channel, and it set out how the dredging would be paid for over five years.")
+
+
+def test_baseline_replaces_a_text_that_kept_one_part_of_a_long_article():
+    """When trafilatura keeps one block of a long article (under half the page's <p> text),
+    trafilatura's baseline() is taken if it is twice as long and what it adds is prose."""
+    from trafilatura.utils import load_html
+
+    from pipelines.extract import _baseline_if_longer
+
+    tree = load_html("<html><body><div class='a'>" + "".join(f"<p>{PROSE.format(i)}</p>" for i in range(3)) + "</div>"
+                     "<div class='b'>" + "".join(f"<p>{PROSE.format(i)}</p>" for i in range(3, 9)) + "</div></body></html>")
+    part = "\n".join(PROSE.format(i) for i in range(3))
+    whole = _baseline_if_longer(part, tree, "http://news.example/a", None)
+    assert all(PROSE.format(i) in whole for i in range(9))
+    most = "\n".join(PROSE.format(i) for i in range(5))  # over half of the paragraphs: kept as it is
+    assert _baseline_if_longer(most, tree, "http://news.example/a", None) is most
+
+
+def test_baseline_never_brings_in_a_list_of_short_card_descriptions():
+    """A short article next to a creati.ai-style "Featured" list of 85 cards (a linked name and
+    a <p> description each): the cards are most of the page's <p> text, but not prose."""
+    from pipelines.extract import ExtractOptions, extract
+
+    cards = "".join(f"<div class='card'><a href='/tool/{i}'>Tool {i}</a><p>An assistant that drafts replies and summaries for team {i}.</p></div>"
+                    for i in range(85))
+    # in a sidebar trafilatura leaves out, while baseline() (every paragraph) takes it in
+    page = ("<html><head><title>Harbour dredging</title></head><body><div class='entry-content'><h1>Harbour dredging</h1>"
+            + "".join(f"<p>{PROSE.format(i)}</p>" for i in range(3)) + "</div>"
+            f"<div class='sidebar widget-area'><h2>Featured</h2>{cards}</div></body></html>").encode()
+    text = extract(page, "utf-8", "http://news.example/harbour", {}, ExtractOptions(keep_raw_html=False, detect_articles=False))["text"]
+    assert all(PROSE.format(i) in text for i in range(3))
+    assert "drafts replies" not in text
