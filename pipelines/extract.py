@@ -218,12 +218,12 @@ _BLOCK_TAGS = ("p", "li", "h1", "h2", "h3", "h4", "h5", "h6", "a", "dt", "dd", "
 
 def html_block_keys(tree, max_chars: int) -> list[int]:
     """Keys of the page's short text blocks, for site-template removal (pipelines/template.py)."""
-    keys = set()
+    texts = set()  # about half the blocks repeat another's text (a link alone in its list item)
     for element in tree.iter(_BLOCK_TAGS):
         text = " ".join(element.itertext()).strip()
         if text and len(text) <= max_chars:
-            keys.add(block_key(text))
-    return list(keys)
+            texts.add(text)
+    return list({block_key(text) for text in texts})
 
 
 def _clean(value) -> str | None:
