@@ -164,13 +164,13 @@ def pid_alive(pid: int | None) -> bool:
     return True
 
 
-def run_process_alive(pid: int | None, started_at: str | None) -> bool:
+def run_process_alive(pid: int | None, started_at: str | None, markers: tuple[bytes, ...] = (b"scrapy", b"crawl")) -> bool:
     """Whether the crawl that recorded a 'running' row (``pid``, ``started_at``) is still running.
 
     A live pid is not enough: after a reboot or a pid wrap-around another process can hold
-    it. Where /proc tells, that process must look like a crawl (its command line names
-    scrapy or crawl) and must not have started after the run did; and it is never this
-    process, which has not recorded its own run yet.
+    it. Where /proc tells, that process must look like a crawl (its command line names one
+    of ``markers``: scrapy or crawl; the scheduler passes its own) and must not have started
+    after the run did; and it is never this process, which has not recorded its own run yet.
     """
     if not pid_alive(pid) or pid == os.getpid():
         return False
@@ -180,7 +180,7 @@ def run_process_alive(pid: int | None, started_at: str | None) -> bool:
         return not Path("/proc/self").exists()  # no /proc here: trust the pid; else it just ended
     except OSError:
         return True  # /proc hidden from us: cannot tell
-    if b"scrapy" not in cmdline and b"crawl" not in cmdline:
+    if not any(marker in cmdline for marker in markers):
         return False
     proc_start = _process_start_time(pid)
     try:

@@ -238,7 +238,8 @@ def _status_row(store: Store | None, schedule: TopicSchedule, now: datetime, lee
     last_text = f"{_show(started, tz)} (crawl run {last['id']}, {stored} stored)"
     due = next_due_after(schedule, started)
     current = store.open_run(schedule.name) if due is not None and now > due + leeway else None
-    if current and parse_time(current["started_at"]) >= due:  # due, and waiting for a slot or crawling
+    failed_since = attempt is not None and parse_time(attempt["started_at"]) >= due  # a run since then ended without success
+    if current and not failed_since and parse_time(current["started_at"]) >= due:  # due, and waiting for a slot or crawling
         since = f"{current['trigger']} run since {_show(parse_time(current['started_at']), tz)}"
         return (schedule.name, "running", last_text, _show(due, tz), since), None
     if due is not None and now > due + leeway:

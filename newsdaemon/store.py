@@ -12,7 +12,7 @@ from pathlib import Path
 import sqlite_utils
 from sqlite_utils.migrations import Migrations
 
-from crawler.runs import pid_alive, run_process_alive
+from crawler.runs import run_process_alive
 from newsdaemon.clock import iso, parse_time, utcnow
 from newsdaemon.judge import LOW_YIELD_HISTORY
 from pipelines.db import open_db
@@ -41,6 +41,13 @@ def m001_schedule_runs(db: sqlite_utils.Database) -> None:
     )
     db["schedule_runs"].create_index(["topic", "started_at"])
     db["schedule_runs"].create_index(["crawl_run_id"])
+
+
+def scheduler_alive(pid: int | None, started_at: str | None) -> bool:
+    """Whether the scheduler process that recorded a run (``pid``, ``started_at``) still runs:
+    another process than this one, whose command line names the scheduler and which started
+    before the run was recorded (not a reused pid)."""
+    return pid != os.getpid() and run_process_alive(pid, started_at, markers=(b"scheduler",))
 
 
 _TOPIC_IN_RUN = "EXISTS (SELECT 1 FROM json_each(r.topics) WHERE json_each.value = :topic)"
@@ -81,9 +88,11 @@ class Store:
             return self.db["schedule_runs"].insert(row).last_pk
 
     def close_orphans(self) -> int:
-        """Runs left without an outcome by a scheduler that died: mark them interrupted."""
-        rows = self._query("SELECT id, scheduler_pid FROM schedule_runs WHERE outcome IS NULL")
-        orphans = [r for r in rows if r["scheduler_pid"] != os.getpid() and not pid_alive(r["scheduler_pid"])]
+        """Runs left without an outcome by a scheduler that died: mark them interrupted.
+        Called before this process records any run, so a row with its own pid is a previous
+        holder's (a daemon that was pid 1 in a container, killed and started again)."""
+        rows = self._query("SELECT id, scheduler_pid, started_at FROM schedule_runs WHERE outcome IS NULL")
+        orphans = [r for r in rows if not scheduler_alive(r["scheduler_pid"], r["started_at"])]
         for row in orphans:
             reason = f"the scheduler (pid {row['scheduler_pid']}) stopped before recording an outcome"
             with self._lock:
@@ -99,7 +108,7 @@ class Store:
             {"topic": topic, "before": before_id if before_id is not None else 2**62},
         )
         for row in rows:
-            if row["scheduler_pid"] != os.getpid() and pid_alive(row["scheduler_pid"]):
+            if scheduler_alive(row["scheduler_pid"], row["started_at"]):
                 return row
         return None
 

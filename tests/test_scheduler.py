@@ -686,13 +686,29 @@ def dead_pid() -> int:
     return proc.pid
 
 
-def test_status_shows_a_due_run_still_going_as_running_not_overdue(site, tmp_path):
+@pytest.fixture()
+def live_scheduler():
+    """A process whose command line names the scheduler: it holds runs recorded under its pid."""
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)", "scheduler.py"])
+    yield proc.pid
+    proc.kill()
+    proc.wait()
+
+
+def record_open_run(db: Path, topic: str, pid: int, trigger: str = "scheduled") -> int:
+    """A run recorded as due by the scheduler process ``pid`` and not finished (waiting for a slot or crawling)."""
+    store = Store(db)
+    run_id = store.start_run(topic, trigger)
+    store.db["schedule_runs"].update(run_id, {"scheduler_pid": pid})
+    store.close()
+    return run_id
+
+
+def test_status_shows_a_due_run_still_going_as_running_not_overdue(site, tmp_path, live_scheduler):
     """A run waiting for a --max-parallel slot behind other topics (or crawling) is not missed."""
     db = tmp_path / "news.db"
     add_crawl_run(db, "budget", datetime.now(UTC) - timedelta(days=3))
-    store = Store(db)
-    run_id = store.start_run("budget", "scheduled")  # as a live daemon records a due run (this process's pid)
-    store.close()
+    run_id = record_open_run(db, "budget", live_scheduler)
     args = ["--topics", str(site["topics"]), "--db", str(db), "--cron", "0 6 * * *", "--timezone", "UTC", "--topic", "budget", "--status"]
     result = run_scheduler(*args, cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -703,26 +719,47 @@ def test_status_shows_a_due_run_still_going_as_running_not_overdue(site, tmp_pat
         conn.execute("UPDATE schedule_runs SET scheduler_pid = ? WHERE id = ?", (dead_pid(), run_id))
     result = run_scheduler(*args, cwd=tmp_path)
     assert result.returncode == 1 and "OVERDUE: topic budget" in result.stderr
+    # so does a pid now held by a process that is no scheduler (a reused pid)
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        with sqlite3.connect(db) as conn:
+            conn.execute("UPDATE schedule_runs SET scheduler_pid = ? WHERE id = ?", (other.pid, run_id))
+        assert run_scheduler(*args, cwd=tmp_path).returncode == 1
+    finally:
+        other.kill()
+        other.wait()
 
 
-def test_a_run_recorded_by_another_live_scheduler_makes_once_skip(site, tmp_path):
+def test_status_does_not_hide_failures_behind_a_run_that_is_going(site, tmp_path, live_scheduler):
+    """A topic whose runs failed since its due time stays OVERDUE while its next run waits or crawls."""
+    db = tmp_path / "news.db"
+    add_crawl_run(db, "budget", datetime.now(UTC) - timedelta(days=3))
+    store = Store(db)
+    store.finish_run(store.start_run("budget", "scheduled"), "failed", "crawl crashed")
+    store.close()
+    record_open_run(db, "budget", live_scheduler)
+    args = ["--topics", str(site["topics"]), "--db", str(db), "--cron", "0 6 * * *", "--timezone", "UTC", "--topic", "budget", "--status"]
+    result = run_scheduler(*args, cwd=tmp_path)
+    assert result.returncode == 1 and "OVERDUE: topic budget" in result.stderr and "crawl crashed" in result.stderr
+
+
+def test_a_run_recorded_by_another_live_scheduler_makes_once_skip(site, tmp_path, live_scheduler):
     """The daemon records a due run before its crawl starts: a --once of the same topic next to it skips."""
     db = tmp_path / "news.db"
-    store = Store(db)
-    held = store.start_run("budget", "scheduled")  # a live scheduler (this process) holds the topic
-    store.close()
+    held = record_open_run(db, "budget", live_scheduler)
     result = run_scheduler(*base_args(site, db, "--once", "--topic", "budget"), cwd=tmp_path)
     assert result.returncode == 1
     (mine,) = [r for r in schedule_runs(db, "budget") if r["id"] != held]
     assert mine["outcome"] == "skipped" and mine["trigger"] == "manual" and mine["finished_at"]
-    assert f"scheduler run {held} of 'budget' (scheduled, pid {os.getpid()}," in mine["reason"]
+    assert f"scheduler run {held} of 'budget' (scheduled, pid {live_scheduler}," in mine["reason"]
     assert query(db, "SELECT * FROM crawl_runs") == []  # no crawl was started
-    # a run left open by a scheduler that died holds nothing
+    # a run left open by a scheduler that died holds nothing, and is closed as interrupted
     with sqlite3.connect(db) as conn:
         conn.execute("UPDATE schedule_runs SET scheduler_pid = ? WHERE id = ?", (dead_pid(), held))
     result = run_scheduler(*base_args(site, db, "--once", "--topic", "budget"), cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert schedule_runs(db, "budget")[-1]["outcome"] == "ok"
+    runs = {r["id"]: r for r in schedule_runs(db, "budget")}
+    assert runs[held]["outcome"] == "interrupted" and list(runs.values())[-1]["outcome"] == "ok"
 
 
 def test_list_shows_topics_and_next_run_times(site, tmp_path):
