@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from scrapy.exceptions import IgnoreRequest
 from twisted.python.failure import Failure
 
@@ -10,6 +12,7 @@ from crawler.urls import RefusedAddress
 __all__ = ["SeenBefore", "describe_failure"]
 
 DETAIL_CHARS = 500  # of an error's message, kept in fetch_errors.detail
+_URL = re.compile(r"\S+://\S+|<\d{3} \S+>")  # URLs, and Scrapy's <200 URL> response reprs
 
 
 class SeenBefore(IgnoreRequest):
@@ -24,8 +27,10 @@ def describe_failure(failure: Failure) -> tuple[str, str]:
     from twisted.internet import error as net
 
     exc = failure.value
-    message = str(exc)  # whole: Scrapy's messages may name a long URL before what matters
-    text = message[:DETAIL_CHARS]
+    text = str(exc)[:DETAIL_CHARS]
+    # matched without the URLs it names (a long URL comes before what matters, and a URL may
+    # itself contain "robots.txt" or "max size")
+    message = _URL.sub(" ", str(exc))
     if isinstance(exc, SeenBefore):
         return "seen", text
     if isinstance(exc, RefusedAddress):

@@ -7,6 +7,7 @@ processes, so the Twisted reactor keeps fetching while pages are being extracted
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
 import logging
 import multiprocessing
@@ -123,7 +124,7 @@ def extract(body: bytes, encoding: str | None, url: str, hints: dict | None, opt
                 doc, text = again, more
     if doc is None:
         raise NotAnArticle("no main text found")
-    if len(text) >= options.min_text_chars:
+    if len(text) >= options.min_text_chars and not prune_xpath:  # baseline() knows no prune rules
         text = _baseline_if_longer(text, tree, url, data.get("title"))
     if len(text) < options.min_text_chars:
         raise NotAnArticle(f"too little text ({len(text)} < {options.min_text_chars} characters)")
@@ -184,7 +185,8 @@ def _baseline_if_longer(text: str, tree, url: str, title: str | None) -> str:
 
     if len(text) >= BASELINE_PARAGRAPH_SHARE * paragraph_text_chars(tree):
         return text
-    fallback = clean_text(trafilatura.baseline(tree)[1].strip(), tree, url, title)  # baseline() copies the tree
+    # on a copy: trafilatura before 2.3 cleans the tree it is given (detection and dates read it after)
+    fallback = clean_text(trafilatura.baseline(copy.deepcopy(tree))[1].strip(), tree, url, title)
     if len(fallback) <= BASELINE_ACCEPT_RATIO * len(text):
         return text
     # what it adds must be prose: a list of short card descriptions (a "Featured" sidebar of

@@ -68,6 +68,7 @@ EXPECTED_KINDS = {
     "/a/connection-rst-page.html": "connection_lost",  # reset (TCP RST)
     "/a/body-cut-short-page.html": "truncated_response",  # fewer bytes than its Content-Length
     LONG_BOMB: "too_large",  # Scrapy names the URL before the limit in its message
+    "/a/how-robots.txt-rules-changed.html": "too_large",  # a URL naming robots.txt is no robots block
     "/feeds/not-a-feed.xml": "bad_feed",
     "/feeds/truncated.xml": "bad_feed",  # its complete items are still used
     "/sitemap-not-a-sitemap.xml": "bad_sitemap",
@@ -118,6 +119,7 @@ def routes() -> dict:
         "/a/huge-page-here.html": lambda h: Response(200, b"<html>" + b"x" * 3_000_000 + b"</html>", {"Content-Type": "text/html"}),
         "/a/decompression-bomb.html": lambda h: Response(200, bombed, {"Content-Type": "text/html", "Content-Encoding": "gzip"}),
         LONG_BOMB: lambda h: Response(200, bombed, {"Content-Type": "text/html", "Content-Encoding": "gzip"}),
+        "/a/how-robots.txt-rules-changed.html": lambda h: Response(200, bombed, {"Content-Type": "text/html", "Content-Encoding": "gzip"}),
         "/a/annual-report-2026.html": lambda h: Response(200, b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj <<>> endobj", {"Content-Type": "application/pdf"}),
         "/a/photo-of-the-harbour.html": lambda h: Response(200, PNG, {"Content-Type": "image/png"}),
         "/a/empty-body-page.html": lambda h: Response(200, b"", {"Content-Type": "text/html"}),

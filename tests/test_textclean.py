@@ -154,3 +154,15 @@ def test_baseline_never_brings_in_a_list_of_short_card_descriptions():
     text = extract(page, "utf-8", "http://news.example/harbour", {}, ExtractOptions(keep_raw_html=False, detect_articles=False))["text"]
     assert all(PROSE.format(i) in text for i in range(3))
     assert "drafts replies" not in text
+
+
+def test_baseline_respects_the_sites_prune_rules():
+    """A block a NEWS_SITE_RULES prune_xpath removes stays out, though baseline() would take it in."""
+    from pipelines.extract import ExtractOptions, extract
+
+    promo = "".join(f"<p>Promotion {i}: {PROSE.format(i)}</p>" for i in range(6))
+    page = ("<html><head><title>Harbour dredging</title></head><body><div class='entry-content'><h1>Harbour dredging</h1>"
+            + "".join(f"<p>{PROSE.format(i)}</p>" for i in range(3)) + f"</div><div class='promo'>{promo}</div></body></html>").encode()
+    options = ExtractOptions(keep_raw_html=False, detect_articles=False, site_rules={"news.example": {"prune_xpath": ["//div[@class='promo']"]}})
+    text = extract(page, "utf-8", "http://news.example/harbour", {}, options)["text"]
+    assert all(PROSE.format(i) in text for i in range(3)) and "Promotion" not in text
