@@ -236,12 +236,14 @@ def _parse_gdelt(body: bytes) -> list[Candidate]:
 
 
 _GDELT_SLOW_DOWN = re.compile(r"limit requests|too many requests|rate limit", re.I)
-_JSON_ESCAPE = re.compile(r"\\(.)", re.S)
+_JSON_ESCAPE = re.compile(r"\\(u[0-9a-fA-F]{4}|.)", re.S)
 
 
 def _repair_escape(match: re.Match) -> str:
-    """A backslash pair kept if it is a JSON escape, else the backslash escaped itself."""
-    return match.group(0) if match.group(1) in '"\\/bfnrtu' else "\\\\" + match.group(1)
+    """A backslash pair kept if it is a JSON escape (\\u with its four hex digits), else the
+    backslash escaped itself."""
+    kept = match.group(1)
+    return match.group(0) if kept in '"\\/bfnrt' or len(kept) == 5 else "\\\\" + kept
 
 
 def _lenient_json(text: str):

@@ -44,13 +44,18 @@ BAD_LINKS = [
 
 def test_private_addresses_and_schemes_are_refused(tmp_path):
     other = _free_port()
-    server = FixtureServer(routes={"/news/redirect-to-private.html": lambda h: Response(302, b"", {"Location": "http://10.0.0.1/internal-admin-page"})})
     local = tmp_path / "local-article.html"
+    server = FixtureServer(routes={
+        "/news/redirect-to-private.html": lambda h: Response(302, b"", {"Location": "http://10.0.0.1/internal-admin-page"}),
+        # a same-site link whose redirect points at a file on this machine: the download path itself
+        "/news/redirect-to-local-file.html": lambda h: Response(302, b"", {"Location": f"file://{local}"}),
+    })
     local.write_text("<html><head><title>Local file story</title></head><body><article><h1>Local file story</h1>"
                      + "<p>The harbour board met on Monday to discuss the dredging plan for the northern channel.</p>" * 12
                      + "</article></body></html>")
     with server:
-        links = [link.format(other=other, local=local) for link in BAD_LINKS] + [f"{server.base}/news/redirect-to-private.html"]
+        links = [link.format(other=other, local=local) for link in BAD_LINKS] + [f"{server.base}/news/redirect-to-private.html",
+                                                                                  f"{server.base}/news/redirect-to-local-file.html"]
         # a listing page (same site, one level) with the same links
         server.pages["/section/"] = ("<html><body>" + "".join(f'<a href="{link}">A story headline for the section</a>' for link in links)
                                      + "</body></html>").encode()
@@ -79,6 +84,11 @@ def test_private_addresses_and_schemes_are_refused(tmp_path):
     # file:// links were never read: no outcome or error names the local file as fetched
     assert not [r for r in db["url_outcomes"].rows if r["url"].startswith("file:")]
     assert not [r for r in db["fetch_errors"].rows if r["url"].startswith("file:") and r["kind"] != "refused_address"]
+    # the redirect was requested and not followed to its file:// target (Scrapy follows only
+    # http(s) redirects): recorded as a failure, and the local article never stored (above)
+    assert any("redirect-to-local-file" in p for p in requested)
+    (to_file,) = [r for r in db["fetch_errors"].rows if "redirect-to-local-file" in r["url"]]
+    assert to_file["kind"] in ("http_302", "refused_address"), to_file
 
 
 def test_allow_private_networks_setting(tmp_path):
@@ -90,7 +100,7 @@ def test_allow_private_networks_setting(tmp_path):
         link = other.base.replace("127.0.0.1", "localhost") + "/news/swifts-return-to-bridge.html"
         server.pages["/feed.xml"] = f"<rss version='2.0'><channel><item><link>{link}</link></item></channel></rss>".encode()
         topics = tmp_path / "topics.toml"
-        topics.write_text(f'[[topic]]\nname = "t"\nmax_age_days = 0\nfeeds = ["{server.base}/feed.xml"]\npages = ["{server.base}/section/"]\n')
+        topics.write_text(f'[[topic]]\nname = "t"\nmax_age_days = 0\nfeeds = ["{server.base}/feed.xml"]\n')
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
         base_cmd = [sys.executable, "-m", "scrapy", "crawl", "news", "-s", f"NEWS_TOPICS={topics}", "-s", "RETRY_ENABLED=False"]
         refused = subprocess.run(base_cmd + ["-s", f"NEWS_DB={tmp_path / 'a.db'}"], cwd=ROOT, capture_output=True, text=True, env=env, timeout=120)

@@ -213,6 +213,7 @@ def test_malformed_responses_raise_and_empty_ones_do_not():
     # GDELT's known JSON faults (a raw tab, a stray backslash in a title) cost no record
     body = '{"articles": [{"url": "https://a.example/1", "title": "Tab\there"}, {"url": "https://a.example/2", "title": "C:\\e\\x and \\\\ok"}]}'
     assert "\t" in body and "\\e" in body
+    assert [c.title for c in parse_results("gdelt", b'{"articles": [{"url": "https://a.example/3", "title": "C:\\users \\u00e9"}]}', "u")] == ["C:\\users \u00e9"]
     assert [(c.url, c.title) for c in parse_results("gdelt", body.encode(), "u")] == [
         ("https://a.example/1", "Tab\there"), ("https://a.example/2", "C:\\e\\x and \\ok")]
     assert parse_results("bing_news", b"<rss version='2.0'><channel></channel></rss>", "u") == []

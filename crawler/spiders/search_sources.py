@@ -126,20 +126,16 @@ class SearchSources:
         topics = response.meta[TOPICS]
         try:
             found = parse_results(service, response.body, response.url)
-        except SearchRateLimited as exc:
+        except SearchResponseError as exc:
             tries = response.meta.get(SEARCH_RETRIES, 0)
-            if tries < MAX_SEARCH_RETRIES:  # asked again in the service's slot, NEWS_SEARCH_DELAYS later
+            limited = isinstance(exc, SearchRateLimited)
+            if limited and tries < MAX_SEARCH_RETRIES:  # asked again in the service's slot, NEWS_SEARCH_DELAYS later
                 logger.info("%s %s for topic %s; asking again (%d of %d)", service, exc, topics[0], tries + 1, MAX_SEARCH_RETRIES)
                 yield response.request.replace(meta={**response.meta, SEARCH_RETRIES: tries + 1}, dont_filter=True)
                 return
             count(self.crawler.stats, "errors", topics)
-            logger.warning("%s returned a malformed response for %s: %s", service, topics[0], exc)
-            self._fail(response.url, "bad_search_response", f"{exc} ({tries} retries)", topics)
-            return
-        except SearchResponseError as exc:
-            count(self.crawler.stats, "errors", topics)
-            logger.warning("%s returned a malformed response for %s: %s", service, topics[0], exc)
-            self._fail(response.url, "bad_search_response", str(exc), topics)
+            logger.warning("%s %s for %s: %s", service, "kept asking us to slow down" if limited else "returned a malformed response", topics[0], exc)
+            self._fail(response.url, "bad_search_response", f"{exc} ({tries} retries)" if limited else str(exc), topics)
             return
         logger.info("%s: %d result(s) for topic %s", service, len(found), topics[0])
         if not found:  # a valid answer with no results: the query may be too narrow for the service

@@ -118,8 +118,9 @@ async def topic_feed(datasette, request):
             f"<updated>{escape(_rfc3339(r['changed_at']))}</updated>"
             f"<published>{escape(_rfc3339(r['found_at']))}</published>"
             f'<link rel="alternate" href="{link}"/>'
-            f"<summary>{r['article_count']} article(s) from {r['distinct_sites']} outlet(s); "
-            f"first published {escape(_rfc3339(r['first_seen'])[:10])}</summary>"
+            f"<summary>{r['article_count']} article(s) from {r['distinct_sites']} outlet(s)"
+            + (f"; first published {escape(r['first_seen'][:10])}" if r["first_seen"] else "")
+            + "</summary>"
             "</entry>"
         )
     xml = (
@@ -136,7 +137,7 @@ async def topic_feed(datasette, request):
     return Response(xml, content_type="application/atom+xml; charset=utf-8")
 
 
-_OFFSET = re.compile(r"(Z|[+-]\d\d:\d\d)$")
+_OFFSET = re.compile(r"(Z|[+-]\d\d:?\d\d)$")
 
 
 def _rfc3339(value: str | None) -> str:
@@ -146,7 +147,10 @@ def _rfc3339(value: str | None) -> str:
         return "1970-01-01T00:00:00Z"
     if "T" not in value:
         return f"{value[:10]}T00:00:00Z"
-    return value if _OFFSET.search(value) else value + "Z"
+    offset = _OFFSET.search(value)
+    if offset is None:
+        return value + "Z"
+    return value if ":" in offset.group(0) or offset.group(0) == "Z" else f"{value[:-2]}:{value[-2:]}"  # +0000 -> +00:00
 
 
 @hookimpl
