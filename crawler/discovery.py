@@ -190,6 +190,9 @@ def _parse_json_feed(body: bytes, url: str) -> list[Candidate]:
 # --- sitemaps -----------------------------------------------------------------------
 
 
+_BARE_AMPERSAND = re.compile(rb"&(?!(?:[A-Za-z_][\w.-]*|#[0-9]+|#x[0-9a-fA-F]+);)")
+
+
 def parse_sitemap(body: bytes, url: str, max_urls: int = 50_000, max_size: int = 50 * 1024 * 1024) -> SitemapDoc:
     """Parse a sitemap, a sitemap index or a Google News sitemap (gzipped or not).
 
@@ -203,6 +206,7 @@ def parse_sitemap(body: bytes, url: str, max_urls: int = 50_000, max_size: int =
             body = gunzip(body, max_size=max_size)
         except Exception:  # corrupt or oversized archive
             return SitemapDoc("unknown", ())
+    body = _BARE_AMPERSAND.sub(b"&amp;", body)  # "?a=1&b=2" unescaped is common and would end the parse
     parser = lxml.etree.XMLPullParser(
         events=("start", "end"),
         recover=True,

@@ -163,3 +163,11 @@ def test_a_sitemap_the_parser_gives_up_on_is_reported_broken():
     assert doc.broken and not doc.cut and 0 < len(doc.entries) < 300
     whole = parse_sitemap(b"<urlset><url><loc>http://a.example/1</loc></url></urlset>", "http://a.example/sitemap.xml")
     assert whole.broken is None and len(whole.entries) == 1
+
+
+def test_a_sitemap_with_unescaped_ampersands_keeps_every_entry():
+    body = (b"<urlset><url><loc>http://a.example/a?x=1&y=2</loc></url><url><loc>http://a.example/b?p=1&amp;q=2</loc></url>"
+            b"<url><loc>http://a.example/c</loc></url></urlset>")
+    doc = parse_sitemap(body, "http://a.example/sitemap.xml")
+    assert [c.url for c in doc.entries] == ["http://a.example/a?x=1&y=2", "http://a.example/b?p=1&q=2", "http://a.example/c"]
+    assert not doc.cut and doc.broken is None
