@@ -100,7 +100,8 @@ def redirect_chain(name: str, hops: int) -> dict:
 
 def routes() -> dict:
     loop = lambda h: Response(302, b"", {"Location": "/a/redirect-loop-page.html"})  # noqa: E731
-    bombed = bomb(300_000_000)  # 300 MB unpacked: far past DOWNLOAD_MAXSIZE and the RSS bound below
+    # 900 MB unpacked (under DOWNLOAD_MAXSIZE packed, ~0.9 MB): far past it and the RSS bound below
+    bombed = bomb(900_000_000)
     return {
         "/a/good-article-one.html": html(article("Harbour dredging to begin")),
         "/a/invalid-utf8-article.html": html(article("Noticeboard shows garbled signs", INVALID_UTF8)),
@@ -274,8 +275,9 @@ def test_hostile_server_one_crawl(tmp_path):
     assert requests.count("/a/good-article-one.html") == 1
     # the feed with entity tricks: its plain item was still read
     assert "/a/feed-xxe-neighbour.html" in requests
-    # peak RSS of the crawl process (getrusage at the end): a 300 MB bomb never unpacked in memory
+    # peak RSS of the crawl process (getrusage at the end): the 900 MB bombs never unpacked in
+    # memory (measured 219-376 MB: Scrapy unpacks a chunk past the limit before it stops)
     stats = json.loads(run["stats"])
-    assert 50 < stats["news/main_process_peak_rss_mb"] < 320, stats["news/main_process_peak_rss_mb"]
+    assert 50 < stats["news/main_process_peak_rss_mb"] < 600, stats["news/main_process_peak_rss_mb"]
     errors_detail = {row["url"].split(b)[-1]: row["detail"] for row in db["fetch_errors"].rows}
     assert "1 complete item(s) kept" in errors_detail["/feeds/truncated.xml"]
