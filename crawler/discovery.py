@@ -255,11 +255,13 @@ def parse_sitemap(body: bytes, url: str, max_urls: int = 50_000, max_size: int =
             entries.append(candidate)
         if truncated:
             break
-    if kind != "unknown" and not (truncated or cut or ended):
+    if truncated or cut:
+        broken = None  # said by those flags
+    elif kind != "unknown" and not ended:
         # no end tag and nothing for recovery to close: libxml2 gave up silently (its entity
         # amplification limit, corrupt bytes), so entries after that point are lost
         broken = broken or "the parser stopped before the end of the document"
-    return SitemapDoc(kind, tuple(entries), truncated, cut, broken if not (truncated or cut) else None)
+    return SitemapDoc(kind, tuple(entries), truncated, cut, broken)
 
 
 def _local(tag: object) -> str:

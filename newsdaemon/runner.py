@@ -196,14 +196,17 @@ class Runner:
         return True
 
     def skip(self, topic: str, trigger: str, reason: str) -> RunResult:
-        logger.warning("Topic %s: %s run skipped: %s", topic, trigger, reason)
-        run_id = self.store.record_skip(topic, trigger, reason)
-        return RunResult(topic, trigger, "skipped", reason, run_id)
+        """A run skipped before it was recorded."""
+        return self._skip_result(self.store.record_skip(topic, trigger, reason), topic, trigger, reason)
 
     def _skipped(self, run_id: int, topic: str, trigger: str, reason: str) -> RunResult:
         """A run already recorded as due that does not crawl after all."""
-        logger.warning("Topic %s: %s run skipped: %s", topic, trigger, reason)
         self.store.finish_run(run_id, "skipped", reason)
+        return self._skip_result(run_id, topic, trigger, reason)
+
+    @staticmethod
+    def _skip_result(run_id: int, topic: str, trigger: str, reason: str) -> RunResult:
+        logger.warning("Topic %s: %s run skipped: %s", topic, trigger, reason)
         return RunResult(topic, trigger, "skipped", reason, run_id)
 
     def _crawl_and_judge(self, topic: str, trigger: str, run_id: int) -> RunResult:

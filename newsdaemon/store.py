@@ -29,7 +29,7 @@ def m001_schedule_runs(db: sqlite_utils.Database) -> None:
             "id": int,
             "topic": str,
             "trigger": str,  # scheduled | catch-up | once | manual
-            "started_at": str,  # ISO UTC: when the run was due (it may then wait for a --max-parallel slot)
+            "started_at": str,  # ISO UTC: when the run was recorded (a scheduled run: when due; it may then wait for a slot)
             "finished_at": str,
             "outcome": str,  # ok | failed | skipped | timeout | interrupted; NULL while running
             "reason": str,
@@ -47,7 +47,7 @@ def scheduler_alive(pid: int | None, started_at: str | None) -> bool:
     """Whether the scheduler process that recorded a run (``pid``, ``started_at``) still runs:
     another process than this one, whose command line names the scheduler and which started
     before the run was recorded (not a reused pid)."""
-    return pid != os.getpid() and run_process_alive(pid, started_at, markers=(b"scheduler",))
+    return run_process_alive(pid, started_at, markers=(b"scheduler",))
 
 
 _TOPIC_IN_RUN = "EXISTS (SELECT 1 FROM json_each(r.topics) WHERE json_each.value = :topic)"

@@ -46,6 +46,8 @@ from lxml import etree
 
 from pipelines.dates import as_tree, body_date, jsonld_date, meta_date, ld_types, jsonld_objects, url_date
 
+PROSE_LINE_CHARS = 150  # a line this long is a paragraph of prose (long_lines, prose_share; extract's baseline check)
+
 __all__ = ["article_verdict", "page_signals", "page_tree", "verdict_from_signals"]
 
 REJECT_AT = 3  # a category needs at least this many points to reject a page
@@ -280,8 +282,8 @@ def page_signals(tree, url: str, extracted: dict | None) -> dict:
     lines = [line.strip() for line in text.split("\n") if line.strip()]
     s["chars"] = len(text)
     s["lines"] = len(lines)
-    s["long_lines"] = sum(len(line) >= 150 for line in lines)
-    s["prose_share"] = sum(len(line) for line in lines if len(line) >= 150) / max(1, len(text))
+    s["long_lines"] = sum(len(line) >= PROSE_LINE_CHARS for line in lines)
+    s["prose_share"] = sum(len(line) for line in lines if len(line) >= PROSE_LINE_CHARS) / max(1, len(text))
     s["short_share"] = sum(len(line) < 60 for line in lines) / max(1, len(lines))
     s["prices"] = len(_PRICE.findall(text))
     linked = [line for line in lines if _norm(line) in anchors]

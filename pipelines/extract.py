@@ -27,7 +27,7 @@ from crawler.stats import count
 from pipelines.drops import NotAnArticleDrop
 from pipelines.flow import InFlight, limit as in_flight_limit
 from pipelines.dates import resolve_published
-from pipelines.detect import article_verdict, declares_article
+from pipelines.detect import PROSE_LINE_CHARS, article_verdict, declares_article
 from pipelines.group import Grouper, features
 from pipelines.textclean import clean_text, clean_title, page_text_chars, paragraph_text_chars
 from pipelines.textnorm import block_key, content_hash
@@ -62,8 +62,7 @@ RECALL_ACCEPT_RATIO = 1.5  # keep the recall-mode text when it is this much long
 FAST_TEXT_SHARE = 0.6  # fast mode's text must reach this share of the page's <p> text (docs/extraction.md)
 BASELINE_PARAGRAPH_SHARE = 0.5  # try trafilatura's baseline() when the text is under this share of the <p> text
 BASELINE_ACCEPT_RATIO = 2.0  # and keep it when it is this much longer (both cleaned)
-BASELINE_PROSE_SHARE = 0.8  # and what it adds is mostly lines of PROSE_LINE_CHARS or more
-PROSE_LINE_CHARS = 150
+BASELINE_PROSE_SHARE = 0.8  # and what it adds is mostly lines of PROSE_LINE_CHARS (detect.py) or more
 
 
 def _as_dict(doc) -> dict:
@@ -185,7 +184,8 @@ def _baseline_if_longer(text: str, tree, url: str, title: str | None) -> str:
 
     if len(text) >= BASELINE_PARAGRAPH_SHARE * paragraph_text_chars(tree):
         return text
-    # on a copy: trafilatura before 2.3 cleans the tree it is given (detection and dates read it after)
+    # on a copy: trafilatura 2.3 copies an lxml tree itself, older releases may not (not checked),
+    # and detection and dates read this tree afterwards
     fallback = clean_text(trafilatura.baseline(copy.deepcopy(tree))[1].strip(), tree, url, title)
     if len(fallback) <= BASELINE_ACCEPT_RATIO * len(text):
         return text

@@ -134,12 +134,10 @@ class NewsSpider(SearchSources, scrapy.Spider):
         doc = read_feed(response.body, response.url)
         candidates, topics = doc.entries, response.meta[TOPICS]
         if not candidates and not looks_like_feed(response.body):
-            count(self.crawler.stats, "errors", topics)
-            logger.warning("Feed %s: not an RSS, Atom or JSON feed", response.url)
-            self._fail(response.url, "bad_feed", "not an RSS, Atom or JSON feed", topics)
+            self._source_fault(response.url, "bad_feed", "not an RSS, Atom or JSON feed", topics)
             return
         if doc.cut:  # the complete items before the cut are still used
-            self._broken_source(response.url, "bad_feed", f"truncated: ends mid-element, {len(candidates)} complete item(s) kept", topics)
+            self._source_fault(response.url, "bad_feed", f"truncated: ends mid-element, {len(candidates)} complete item(s) kept", topics)
         logger.info("Feed %s: %d item(s)", response.url, len(candidates))
         yield from self._schedule(candidates, Listing.of(response), "feed")
 
@@ -156,20 +154,18 @@ class NewsSpider(SearchSources, scrapy.Spider):
                 yield self._source_request(child.url, "sitemap", topics)
             return
         if doc.kind != "urlset":
-            logger.warning("Sitemap %s: not a sitemap (no <urlset> or <sitemapindex>)", response.url)
-            count(self.crawler.stats, "errors", topics)
-            self._fail(response.url, "bad_sitemap", "not a sitemap document", topics)
+            self._source_fault(response.url, "bad_sitemap", "not a sitemap document (no <urlset> or <sitemapindex>)", topics)
             return
         if doc.cut:  # the complete entries before the cut are still used
-            self._broken_source(response.url, "bad_sitemap", f"truncated: ends mid-element, {len(doc.entries)} complete entries kept", topics)
+            self._source_fault(response.url, "bad_sitemap", f"truncated: ends mid-element, {len(doc.entries)} complete entries kept", topics)
         elif doc.broken:
-            self._broken_source(response.url, "bad_sitemap", f"malformed XML ({doc.broken}), {len(doc.entries)} entries before it kept", topics)
+            self._source_fault(response.url, "bad_sitemap", f"malformed XML ({doc.broken}), {len(doc.entries)} entries before it kept", topics)
         logger.info("Sitemap %s: %d URL(s)", response.url, len(doc.entries))
         yield from self._schedule(doc.entries, Listing.of(response), "sitemap")
 
-    def _broken_source(self, url: str, kind: str, detail: str, topics) -> None:
-        """A feed or sitemap that is partly readable: its readable entries are used, the fault is
-        counted and recorded."""
+    def _source_fault(self, url: str, kind: str, detail: str, topics) -> None:
+        """A feed or sitemap that is not one, or only partly readable (its readable entries are
+        still used): logged, counted as an error and recorded in fetch_errors."""
         logger.warning("%s %s: %s", "Feed" if kind == "bad_feed" else "Sitemap", url, detail)
         count(self.crawler.stats, "errors", topics)
         self._fail(url, kind, detail, topics)
